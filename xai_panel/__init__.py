@@ -1,0 +1,44 @@
+"""xai-panel: explain image-classifier predictions with LIME, Anchors and SHAP in HoloViz.
+
+The top-level names are imported lazily so that ``import xai_panel`` (and the CLI's
+``--help``) stays fast; torch and the explainers load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_classifier": "xai_panel.models",
+    "available_models": "xai_panel.models",
+    "Classifier": "xai_panel.models",
+    "ModelError": "xai_panel.models",
+    "load_image": "xai_panel.data",
+    "ImageError": "xai_panel.data",
+    "open_dataset": "xai_panel.data",
+    "demo_dataset": "xai_panel.data",
+    "fetch_imagenette": "xai_panel.data",
+    "explain": "xai_panel.explain",
+    "Explanation": "xai_panel.explain",
+    "LimeExplainer": "xai_panel.explain",
+    "AnchorExplainer": "xai_panel.explain",
+    "ShapExplainer": "xai_panel.explain",
+    "Cancelled": "xai_panel.explain",
+    "stability": "xai_panel.explain.stability",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'xai_panel' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,97 @@
+"""``xai_panel.explain``: the top-k picture of one image, every method on one engine."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+
+from ..models.classifier import Classifier, top_k_of
+from .engine import PerturbationEngine
+from .explainers import Explainer, make_explainer
+from .lime import lime_pool
+from .results import Explanation, MethodCost
+from .segmentation import segment
+
+__all__ = ["explain", "METHODS", "DEFAULT_POOL_SIZE"]
+
+METHODS = ("lime", "anchors", "shap")
+DEFAULT_POOL_SIZE = 1000
+
+
+def _default_classifier() -> Classifier:
+    from ..models import load_classifier
+
+    return load_classifier()
+
+
+def explain(
+    image: np.ndarray,
+    classifier: Classifier | None = None,
+    methods: Iterable[str] = METHODS,
+    *,
+    top_k: int = 5,
+    seed: int = 0,
+    segmentation: str = "quickshift",
+    segmentation_params: Mapping[str, object] | None = None,
+    fill: str = "mean",
+    settings: Mapping[str, Mapping | Explainer] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    cancel=None,
+    on_method: Callable[[Explanation], None] | None = None,
+) -> Explanation:
+    """Explain the ``top_k`` classes of ``image`` with ``methods``, sharing model passes.
+
+    ``image`` is any HxWx3 uint8 RGB array; the classifier's own resize/crop gives the view
+    that is segmented and perturbed. One pool of uniform coalitions (lime's sampler, seeded
+    by ``seed``) feeds LIME, SHAP ('pool' estimator) and the Anchor search; the engine
+    memoises every coalition, so no coalition is ever evaluated twice. ``settings`` maps a
+    method to its parameters (see ``LimeExplainer``, ``AnchorExplainer``, ``ShapExplainer``).
+    ``on_method`` receives the Explanation so far after each method (for progressive UIs);
+    ``cancel`` is a ``threading.Event`` checked between model batches.
+    Same inputs and seed, same result.
+    """
+    classifier = classifier or _default_classifier()
+    methods = tuple(dict.fromkeys(methods))
+    settings = dict(settings or {})
+    unknown = set(methods) - set(METHODS) or set(settings) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
+    explainers = {m: make_explainer(m, settings.get(m)) for m in methods}
+    if not 1 <= int(top_k) <= min(classifier.num_classes, 20):
+        raise ValueError(f"top_k must be between 1 and {min(classifier.num_classes, 20)}, got {top_k}")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+
+    t0 = time.perf_counter()
+    view = classifier.prepare(np.asarray(image))
+    segments = segment(view, segmentation, seed=seed, **dict(segmentation_params or {}))
+    engine = PerturbationEngine(view, segments, classifier, fill, progress=progress, cancel=cancel)
+    with engine.track("top-k") as box:
+        probs = engine.predict_full()
+    top = tuple(top_k_of(probs, classifier.class_names, int(top_k)))
+    labels = [c.index for c in top]
+    costs: dict[str, MethodCost] = {"top-k": replace(box["cost"], wall_seconds=time.perf_counter() - t0)}
+    result = Explanation(
+        image=view, model_id=classifier.model_id, top=top, segmentation=segments, costs=costs,
+        settings={"segmentation": segmentation, "segmentation_params": dict(segments.params), "fill": fill,
+                  "top_k": int(top_k), **{m: e.settings() for m, e in explainers.items()}},
+        seed=int(seed),
+    )
+    if on_method is not None:
+        on_method(result)
+
+    pool = None
+    pool_size = explainers["lime"].num_samples if "lime" in explainers else DEFAULT_POOL_SIZE
+    for method in (m for m in METHODS if m in explainers):  # LIME first: it builds the pool
+        with engine.track(method) as box:
+            if pool is None:
+                pool = lime_pool(engine, pool_size, seed)
+            output = explainers[method].compute(engine, labels, seed=seed, pool=pool, top_k=int(top_k))
+        costs[method] = box["cost"]
+        result = replace(result, **{method: output}, costs=dict(costs))
+        if on_method is not None:
+            on_method(result)
+    return result

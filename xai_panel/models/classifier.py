@@ -1,0 +1,195 @@
+"""The ``Classifier``: owns preprocessing and batched inference for one model.
+
+Every explanation costs thousands of forward passes, so this is the hot path: images are
+prepared once to the model's input view (resize + centre crop, as uint8), then only
+normalised and batched on each call. Runners (torch or ONNX Runtime) are interchangeable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["Classifier", "ModelError", "Preprocessing", "ClassScore"]
+
+
+class ModelError(RuntimeError):
+    """A model could not be loaded or produced unusable output."""
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """One predicted class."""
+
+    index: int
+    name: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw RGB images become model inputs (torchvision's ImageClassification convention)."""
+
+    crop_size: int = 224
+    resize_size: int = 256
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    interpolation: int = Image.BILINEAR
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """Resize the shorter side to ``resize_size`` and centre-crop to ``crop_size`` (uint8 RGB)."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ModelError(f"expected an HxWx3 RGB image, got an array of shape {image.shape}")
+        if image.shape[:2] == (self.crop_size, self.crop_size):
+            return np.ascontiguousarray(image, dtype=np.uint8)
+        h, w = image.shape[:2]
+        scale = self.resize_size / min(h, w)
+        new_w, new_h = max(self.crop_size, round(w * scale)), max(self.crop_size, round(h * scale))
+        resized = np.asarray(
+            Image.fromarray(image.astype(np.uint8)).resize((new_w, new_h), self.interpolation)
+        )
+        top, left = (new_h - self.crop_size) // 2, (new_w - self.crop_size) // 2
+        return np.ascontiguousarray(resized[top : top + self.crop_size, left : left + self.crop_size])
+
+    def normalise(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 NHWC -> float32 NCHW, normalised."""
+        mean = np.asarray(self.mean, np.float32) * 255.0
+        std = np.asarray(self.std, np.float32) * 255.0
+        out = (batch.astype(np.float32) - mean) / std
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+Runner = Callable[[np.ndarray], np.ndarray]
+"""Maps a float32 NCHW batch to logits (N, C)."""
+
+
+@dataclass
+class _Counters:
+    forward_passes: int = 0
+    model_seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Classifier:
+    """An image classifier with its own preprocessing, batching and pass counters.
+
+    ``predict_proba`` takes HxWx3 uint8 RGB images of any size and returns an (N, C)
+    float32 array of probabilities. Images already at the crop size are taken as
+    prepared (this is how the explainers call it: they perturb the prepared view).
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        class_names: Sequence[str],
+        *,
+        model_id: str,
+        preprocessing: Preprocessing = Preprocessing(),
+        batch_size: int = 32,
+        device: str = "cpu",
+        backend: str = "torch",
+        outputs: str = "logits",
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if outputs not in ("logits", "probabilities"):
+            raise ValueError("outputs must be 'logits' or 'probabilities'")
+        self._runner = runner
+        self.class_names = list(class_names)
+        self.model_id = model_id
+        self.preprocessing = preprocessing
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.backend = backend
+        self.outputs = outputs
+        self._counters = _Counters()
+
+    def __repr__(self) -> str:
+        return (
+            f"Classifier({self.model_id!r}, backend={self.backend!r}, device={self.device!r}, "
+            f"classes={self.num_classes}, batch_size={self.batch_size})"
+        )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_size(self) -> int:
+        return self.preprocessing.crop_size
+
+    @property
+    def forward_passes(self) -> int:
+        """Images sent through the model since creation (all threads)."""
+        return self._counters.forward_passes
+
+    @property
+    def model_seconds(self) -> float:
+        """Wall time spent inside the model runner since creation (all threads)."""
+        return self._counters.model_seconds
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The uint8 view of ``image`` the model actually sees (resized and centre-cropped)."""
+        return self.preprocessing.prepare(image)
+
+    def predict_proba(self, images, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities for a batch (array NxHxWx3 or a list of HxWx3 arrays)."""
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            images = images[None]
+        if isinstance(images, np.ndarray) and images.shape[1:] == (self.input_size, self.input_size, 3):
+            prepared = images
+        else:
+            prepared = [self.prepare(im) for im in images]
+        n = len(prepared)
+        if n == 0:
+            return np.zeros((0, self.num_classes), np.float32)
+        step = batch_size or self.batch_size
+        out = np.empty((n, self.num_classes), np.float32)
+        for start in range(0, n, step):
+            chunk = np.asarray(prepared[start : start + step], dtype=np.uint8)
+            out[start : start + len(chunk)] = self._forward(chunk)
+        return out
+
+    def _forward(self, chunk: np.ndarray) -> np.ndarray:
+        x = self.preprocessing.normalise(chunk)
+        t0 = time.perf_counter()
+        raw = np.asarray(self._runner(x))
+        elapsed = time.perf_counter() - t0
+        with self._counters.lock:
+            self._counters.forward_passes += len(chunk)
+            self._counters.model_seconds += elapsed
+        return self._to_probabilities(raw, len(chunk))
+
+    def _to_probabilities(self, raw: np.ndarray, n: int) -> np.ndarray:
+        if raw.ndim != 2 or raw.shape != (n, self.num_classes):
+            raise ModelError(
+                f"model {self.model_id!r} returned shape {tuple(raw.shape)}; expected "
+                f"({n}, {self.num_classes}) = (batch, classes)"
+            )
+        raw = raw.astype(np.float32, copy=False)
+        if not np.all(np.isfinite(raw)):
+            raise ModelError(f"model {self.model_id!r} returned NaN or infinite outputs")
+        if self.outputs == "probabilities":
+            return raw
+        shifted = raw - raw.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def top_k(self, image: np.ndarray, k: int = 5) -> list[ClassScore]:
+        """The ``k`` most probable classes for one image, most probable first."""
+        if not 1 <= k <= self.num_classes:
+            raise ValueError(f"k must be between 1 and {self.num_classes}, got {k}")
+        probs = self.predict_proba(np.asarray(image)[None])[0]
+        return top_k_of(probs, self.class_names, k)
+
+
+def top_k_of(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[ClassScore]:
+    """The ``k`` largest entries of a probability vector as ``ClassScore``s (ties by index)."""
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [ClassScore(int(i), class_names[int(i)], float(probs[i])) for i in order]
