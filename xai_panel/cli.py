@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -83,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the gallery and explorer dashboards")
     p.add_argument("--data", default=None, help="image folder (default: the built-in demo gallery)")
     p.add_argument("--model", default=None, help="model name or file (default: efficientnet_lite0)")
-    p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--port", type=int, default=int(os.environ.get("XAI_PANEL_PORT", 5006)),
+                   help="port (default: $XAI_PANEL_PORT or 5006)")
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--show", action="store_true", help="open a browser")
     p.add_argument("panel_args", nargs=argparse.REMAINDER, help="extra arguments for panel serve, after --")

@@ -1,0 +1,313 @@
+"""Batch precompute: explain a dataset into the store, resumably, locally or on Dask.
+
+The client (this process) lists the images, hashes them (a file-hash memo in the store
+makes a resumed run skip decoding), skips every image whose requested methods are all
+stored, and sends the rest to be explained: in this process (default), on a Dask
+``LocalCluster`` (``workers=N``) or on an existing cluster (``scheduler=ADDRESS``).
+Workers receive image bytes and return encoded rows; the client writes each image in one
+transaction, so a kill at any moment loses only images in flight and never leaves a
+partial row. A bad image is reported and skipped; the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping
+
+from ..store.keys import ExplainRequest
+from ..store.sqlite import ExplanationStore, StoreError
+from .tasks import ImageTask, TaskOutcome, explain_image, run_task, worker_model_id
+
+__all__ = ["ImageEvent", "Precompute", "PrecomputeReport", "precompute", "resolve_dataset"]
+
+DEFAULT_MODEL = "efficientnet_lite0"
+_MEMO_FLUSH = 20  # file hashes remembered per write
+
+
+@dataclass(frozen=True)
+class ImageEvent:
+    """What happened to one image: ``status`` is "done", "skipped" (already stored) or "failed"."""
+
+    image_id: str
+    status: str
+    image_hash: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    worker: str | None = None
+
+
+@dataclass
+class PrecomputeReport:
+    store_path: str
+    model_id: str | None
+    total: int
+    done: int = 0
+    skipped: int = 0
+    failed: list[ImageEvent] = field(default_factory=list)
+    seconds: float = 0.0
+    backend: str = "in-process"
+
+    @property
+    def images_per_minute(self) -> float:
+        return 60.0 * self.done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def format(self) -> str:
+        lines = [f"precompute: {self.total} images: {self.done} computed, {self.skipped} already stored, "
+                 f"{len(self.failed)} failed in {self.seconds:.1f} s ({self.images_per_minute:.1f} images/min, "
+                 f"{self.backend}) -> {self.store_path}"]
+        if self.failed:
+            lines.append("failed images (run again to retry them):")
+            lines += [f"  {e.image_id}: {e.error}" for e in self.failed]
+        return "\n".join(lines)
+
+
+def resolve_dataset(data) -> list:
+    """Records from a folder path, ``None``/"demo" (the demo gallery), a Dataset or records."""
+    from ..data import open_dataset
+
+    if data is None or (isinstance(data, str) and data == "demo"):
+        return list(open_dataset(None))
+    if isinstance(data, (str, os.PathLike)):
+        return list(open_dataset(data))
+    return list(data)
+
+
+class Precompute:
+    """One precompute run; iterate it for :class:`ImageEvent`s (a generator per run).
+
+    Arguments after ``data`` are those of ``xai_panel.explain`` (methods, top_k, seed,
+    segmentation, segmentation_params, fill, settings) plus where to run: ``workers``
+    (start a Dask LocalCluster of that many single-threaded worker processes),
+    ``scheduler`` (address of a running Dask scheduler) or ``client`` (a
+    ``distributed.Client`` to reuse); none of them: in this process. ``model_threads`` is
+    the model's thread count per Dask worker (default 1, so N workers use N cores).
+    """
+
+    def __init__(self, data, *, store: ExplanationStore | str | os.PathLike | None = None,
+                 model: str = DEFAULT_MODEL, methods: Iterable[str] = ("lime", "anchors", "shap"),
+                 top_k: int = 5, seed: int = 0, segmentation: str = "quickshift",
+                 segmentation_params: Mapping | None = None, fill: str = "mean", settings: Mapping | None = None,
+                 workers: int | None = None, scheduler: str | None = None, client=None,
+                 model_threads: int | None = None, limit: int | None = None):
+        if sum(x is not None for x in (workers, scheduler, client)) > 1:
+            raise ValueError("give at most one of workers, scheduler and client")
+        if workers is not None and int(workers) < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.request = ExplainRequest.create(None, methods, top_k=top_k, seed=seed, segmentation=segmentation,
+                                             segmentation_params=segmentation_params, fill=fill, settings=settings)
+        self.records = resolve_dataset(data)[: limit if limit is not None else None]
+        self.store = store if isinstance(store, ExplanationStore) else ExplanationStore(store)
+        self.model = str(model)
+        self.workers, self.scheduler, self.client = workers, scheduler, client
+        self.model_threads = model_threads
+        self.model_id: str | None = None
+        self.report = PrecomputeReport(str(self.store.path), None, len(self.records),
+                                       backend=self._backend_name())
+        self.on_start: Callable[[int], None] | None = None  # called with the number of images to compute
+
+    def _backend_name(self) -> str:
+        if self.workers is not None:
+            return f"dask LocalCluster, {self.workers} worker(s)"
+        if self.scheduler is not None:
+            return f"dask scheduler {self.scheduler}"
+        if self.client is not None:
+            return "dask client"
+        return "in-process"
+
+    # -- scanning (client side) --------------------------------------------------------
+    def _scan(self, stored: dict[str, frozenset], read_bytes: bool) -> Iterator:
+        """Yields ImageEvent (skipped/failed) or (record, image array or None, ImageTask)."""
+        from ..data import ImageError, image_hash, load_image
+
+        wanted = set(self.request.methods)
+        memo = self._memo
+        known = [r for r in self.records if wanted <= stored.get(memo.get(str(r.path)), frozenset())]
+        for record in known:  # first, so a progress bar can take them off its total at once
+            yield ImageEvent(record.id, "skipped", memo[str(record.path)])
+        known_ids = {r.id for r in known}
+        fresh: dict[str, str] = {}
+        try:
+            for record in self.records:
+                if record.id in known_ids:
+                    continue
+                t0 = time.perf_counter()
+                h = memo.get(str(record.path))
+                try:
+                    data = Path(record.path).read_bytes() if read_bytes else None
+                    # Workers decode for themselves; the client decodes only to learn the hash.
+                    image = None if (read_bytes and h is not None) else load_image(data if read_bytes else record.path)
+                except (ImageError, OSError) as exc:
+                    yield ImageEvent(record.id, "failed", None, f"{type(exc).__name__}: {exc}",
+                                     time.perf_counter() - t0)
+                    continue
+                if h is None:
+                    h = image_hash(image)
+                    fresh[str(record.path)] = h
+                    if len(fresh) >= _MEMO_FLUSH:
+                        self.store.remember_file_hashes(fresh)
+                        fresh = {}
+                missing = tuple(m for m in self.request.methods if m not in stored.get(h, frozenset()))
+                if not missing:
+                    yield ImageEvent(record.id, "skipped", h)
+                    continue
+                task = ImageTask(record.id, data or b"", h, missing)
+                yield record, (None if read_bytes else image), task
+        finally:
+            if fresh:
+                self.store.remember_file_hashes(fresh)
+
+    def _count_known_done(self, stored: dict[str, frozenset]) -> int:
+        wanted = set(self.request.methods)
+        return sum(1 for r in self.records if wanted <= stored.get(self._memo.get(str(r.path)), frozenset()))
+
+    def _write(self, record, outcome: TaskOutcome) -> ImageEvent:
+        if outcome.error is not None:
+            return ImageEvent(record.id, "failed", outcome.image_hash, outcome.error, outcome.seconds, outcome.worker)
+        self.store.write(outcome.encoded, record=record)  # store errors are fatal: raise
+        return ImageEvent(record.id, "done", outcome.image_hash, None, outcome.seconds, outcome.worker)
+
+    # -- running -----------------------------------------------------------------------
+    def __iter__(self) -> Iterator[ImageEvent]:
+        t0 = time.perf_counter()
+        try:
+            if self.workers is None and self.scheduler is None and self.client is None:
+                events = self._run_local()
+            else:
+                events = self._run_dask()
+            for event in events:
+                self._account(event)
+                self.report.seconds = time.perf_counter() - t0
+                yield event
+        finally:
+            self.report.seconds = time.perf_counter() - t0
+
+    def _account(self, event: ImageEvent) -> None:
+        if event.status == "done":
+            self.report.done += 1
+        elif event.status == "skipped":
+            self.report.skipped += 1
+        else:
+            self.report.failed.append(event)
+
+    def _started(self, model_id: str) -> dict[str, frozenset]:
+        self.model_id = self.report.model_id = model_id
+        self.request = self.request.with_model(model_id)
+        stored = self.store.stored_images(self.request)
+        self._memo = self.store.file_hashes(str(r.path) for r in self.records)
+        if self.on_start is not None:
+            self.on_start(len(self.records) - self._count_known_done(stored))
+        return stored
+
+    def _run_local(self) -> Iterator[ImageEvent]:
+        from ..models import load_classifier
+
+        classifier = load_classifier(self.model)
+        stored = self._started(classifier.model_id)
+        for item in self._scan(stored, read_bytes=False):
+            if isinstance(item, ImageEvent):
+                yield item
+                continue
+            record, image, task = item
+            t0 = time.perf_counter()
+            try:
+                encoded = explain_image(image, task.image_hash, self.request, classifier, task.methods)
+                outcome = TaskOutcome(record.id, task.image_hash, encoded, None, time.perf_counter() - t0, "local")
+            except Exception as exc:  # one bad image must not stop the batch
+                outcome = TaskOutcome(record.id, task.image_hash, None, f"{type(exc).__name__}: {exc}",
+                                      time.perf_counter() - t0, "local")
+            yield self._write(record, outcome)
+
+    def _run_dask(self) -> Iterator[ImageEvent]:
+        from distributed import Client, LocalCluster, as_completed
+
+        cluster = own_client = None
+        client = self.client
+        try:
+            if client is None:
+                if self.workers is not None:
+                    cluster = LocalCluster(n_workers=int(self.workers), threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=logging.WARNING)
+                    own_client = client = Client(cluster)
+                else:
+                    own_client = client = Client(self.scheduler, timeout="30s")
+            threads = self.model_threads or 1
+            model_id = client.submit(worker_model_id, self.model, threads, pure=False).result()
+            stored = self._started(model_id)
+            window = max(2, 2 * sum(client.nthreads().values()))
+            waiting: dict = {}
+            queue = as_completed()
+            scan = self._scan(stored, read_bytes=True)
+            exhausted = False
+            while True:
+                while not exhausted and len(waiting) < window:
+                    item = next(scan, None)
+                    if item is None:
+                        exhausted = True
+                    elif isinstance(item, ImageEvent):
+                        yield item
+                    else:
+                        record, _, task = item
+                        future = client.submit(run_task, task, self.model, self.request, threads, pure=False)
+                        waiting[future.key] = record
+                        queue.add(future)
+                if not waiting:
+                    break
+                future = next(queue)
+                record = waiting.pop(future.key)
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # the worker died (e.g. out of memory): report, go on
+                    outcome = TaskOutcome(record.id, None, None, f"worker failed: {type(exc).__name__}: {exc}", 0.0, None)
+                future.release()
+                yield self._write(record, outcome)
+        finally:
+            if own_client is not None:
+                own_client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def precompute(data, *, progress: bool | Callable[[ImageEvent], None] = True, **kwargs) -> PrecomputeReport:
+    """Run a :class:`Precompute` to the end and return its report.
+
+    ``progress=True`` shows a progress bar on stderr (images done, rate, ETA; already
+    stored images are taken off the total); a callable receives each :class:`ImageEvent`.
+    """
+    job = Precompute(data, **kwargs)
+    bar = None
+    if progress is True:
+        from tqdm import tqdm
+
+        known = 0
+
+        def start(todo: int) -> None:
+            nonlocal bar, known
+            known = len(job.records) - todo
+            bar = tqdm(total=todo, unit="img", desc="precompute", file=sys.stderr, dynamic_ncols=True,
+                       smoothing=0.1)
+
+        job.on_start = start
+    try:
+        for event in job:
+            if callable(progress):
+                progress(event)
+            if bar is not None:
+                if event.status == "skipped":
+                    if job.report.skipped > known:
+                        bar.total -= 1  # found stored only after hashing: not work to do
+                else:
+                    bar.update(1)
+                bar.set_postfix(failed=len(job.report.failed), stored_before=job.report.skipped, refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
+    return job.report

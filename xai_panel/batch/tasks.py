@@ -1,0 +1,120 @@
+"""What runs on a worker: explain one image, hand back encoded rows (no database here).
+
+Workers get the image *bytes* from the client and return encoded payloads, so a cluster
+needs no shared filesystem; the client alone writes the store. The model is loaded once
+per worker process (``worker_classifier``) and its threads limited, so N workers on N
+cores do not oversubscribe them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+from ..store.entries import EncodedExplanation, encode_explanation
+from ..store.keys import ExplainRequest
+
+__all__ = ["ImageTask", "TaskOutcome", "worker_classifier", "worker_model_id", "run_task", "explain_image"]
+
+_models: dict = {}
+_models_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """One image to explain: its bytes (encoded file) and the hash the client computed."""
+
+    image_id: str
+    data: bytes
+    image_hash: str
+    methods: tuple[str, ...]  # the missing methods of the request
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    image_id: str
+    image_hash: str
+    encoded: EncodedExplanation | None
+    error: str | None
+    seconds: float
+    worker: str
+
+
+def _limit_threads(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except Exception:  # torch not importable or threads already fixed: the model still runs
+        pass
+
+
+def worker_classifier(model: str, threads: int | None = None):
+    """The classifier for ``model``, loaded once per process with ``threads`` model threads."""
+    key = (model, threads)
+    with _models_lock:
+        classifier = _models.get(key)
+        if classifier is None:
+            if threads:
+                _limit_threads(threads)
+            from ..models import load_classifier
+
+            classifier = load_classifier(model)
+            if threads:
+                _limit_onnx_threads(classifier, threads)
+            _models[key] = classifier
+        return classifier
+
+
+def _limit_onnx_threads(classifier, threads: int) -> None:
+    # load_classifier gives ONNX Runtime one thread per core; with one worker per core that
+    # oversubscribes. Rebuild the session with ``threads`` (models/ has no option for it yet).
+    from ..models.onnx_backend import OnnxRunner
+
+    runner = getattr(classifier, "_runner", None)
+    if isinstance(runner, OnnxRunner):
+        classifier._runner = OnnxRunner(runner.path, threads=threads)
+
+
+def worker_model_id(model: str, threads: int | None = None) -> str:
+    """The model id (with the weights' digest) as a worker sees it; loads the model."""
+    return worker_classifier(model, threads).model_id
+
+
+def explain_image(image, image_hash: str, request: ExplainRequest, classifier, methods=None) -> EncodedExplanation:
+    """Explain the decoded ``image`` for ``methods`` of ``request`` and encode the rows."""
+    from ..explain import explain
+
+    explanation = explain(image, classifier, **request.explain_kwargs(methods))
+    return encode_explanation(explanation, image_hash, request, methods or request.methods)
+
+
+def run_task(task: ImageTask, model: str, request: ExplainRequest, threads: int | None = None) -> TaskOutcome:
+    """Worker entry point: never raises, so one bad image cannot stop the batch."""
+    from ..data import image_hash, load_image
+
+    t0 = time.perf_counter()
+    try:
+        worker = __import__("distributed").get_worker().address
+    except Exception:
+        worker = f"pid {os.getpid()}"
+    try:
+        classifier = worker_classifier(model, threads)
+        if classifier.model_id != request.model_id:
+            raise RuntimeError(f"this worker's model is {classifier.model_id}, the client expects {request.model_id}: "
+                               "workers must have the same model weights")
+        image = load_image(task.data)
+        if image_hash(image) != task.image_hash:
+            raise RuntimeError("the worker decodes this image differently from the client (different Pillow?)")
+        encoded = explain_image(image, task.image_hash, request, classifier, task.methods)
+        return TaskOutcome(task.image_id, task.image_hash, encoded, None, time.perf_counter() - t0, worker)
+    except Exception as exc:
+        detail = f"{type(exc).__name__}: {exc}"
+        if not str(exc):
+            detail += "\n" + traceback.format_exc(limit=3)
+        return TaskOutcome(task.image_id, task.image_hash, None, detail, time.perf_counter() - t0, worker)

@@ -1,0 +1,190 @@
+"""``xai-panel precompute`` and ``xai-panel store info|prune|export``.
+
+Wiring (in ``xai_panel/cli.py``)::
+
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_precompute_parser(sub)
+    add_store_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)          # an int exit code
+
+Exit codes: 0 success, 1 some images failed (precompute; listed at the end), 2 the run
+could not start or the store is unusable (the message says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["add_precompute_parser", "add_store_parser", "configure_precompute_parser", "parse_settings",
+           "run_precompute", "run_store", "main_precompute"]
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a bare word: a string setting such as estimator=kernel
+
+
+def parse_settings(items: list[str] | None) -> tuple[dict, dict]:
+    """``["lime.num_samples=300", "segmentation.kernel_size=6"]`` -> (settings, segmentation_params)."""
+    settings: dict = {}
+    seg: dict = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        method, dot, param = name.strip().partition(".")
+        if not sep or not dot or not param:
+            raise ValueError(f"--set takes METHOD.PARAM=VALUE (e.g. lime.num_samples=300), got {item!r}")
+        target = seg if method == "segmentation" else settings.setdefault(method, {})
+        target[param] = _parse_value(value.strip())
+    return settings, seg
+
+
+def configure_precompute_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("data", metavar="DATA", help="folder of images (ImageNet wnid names/folders or class folders), "
+                                                "or 'demo' for the bundled demo photos")
+    p.add_argument("--model", default="efficientnet_lite0",
+                   help="model name or file (default: the embedded efficientnet_lite0); a file must exist on every worker")
+    p.add_argument("--methods", default="lime,anchors,shap", help="comma-separated methods (default: lime,anchors,shap)")
+    p.add_argument("--top-k", type=int, default=5, help="classes explained per image (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--segmentation", default="quickshift", help="superpixel algorithm (default: quickshift)")
+    p.add_argument("--fill", default="mean", help="what hidden superpixels show: mean, blur, constant (default: mean)")
+    p.add_argument("--set", dest="settings", action="append", metavar="METHOD.PARAM=VALUE",
+                   help="a method setting, repeatable: lime.num_samples=300, shap.estimator=kernel, "
+                        "segmentation.kernel_size=6")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N", help="start a local Dask cluster of N worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask cluster (tcp://host:8786)")
+    p.add_argument("--model-threads", type=int, metavar="N",
+                   help="model threads per Dask worker (default 1: one worker per core)")
+    p.add_argument("--store", metavar="PATH", help="store file (default: $XAI_PANEL_STORE or the user cache dir)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N images")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_precompute)
+    return p
+
+
+def add_precompute_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``precompute`` on an ``add_subparsers()`` object."""
+    p = subparsers.add_parser(
+        "precompute", help="explain a folder of images into the store (resumable; Dask optional)",
+        description="Explain every image of DATA into the explanation store. Images already stored for these "
+                    "settings are skipped, so an interrupted run resumes; bad images are reported at the end.")
+    return configure_precompute_parser(p)
+
+
+def _fail(prog: str, message: str) -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run_precompute(args: argparse.Namespace) -> int:
+    from .batch import precompute
+    from .data import DatasetError
+    from .store import ExplanationStore, StoreError
+
+    prog = "xai-panel precompute"
+    try:
+        settings, seg = parse_settings(args.settings)
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        store = ExplanationStore(args.store)
+        report = precompute(
+            args.data, store=store, model=args.model, methods=methods, top_k=args.top_k, seed=args.seed,
+            segmentation=args.segmentation, segmentation_params=seg, fill=args.fill, settings=settings,
+            workers=args.workers, scheduler=args.scheduler, model_threads=args.model_threads, limit=args.limit,
+            progress=not args.no_progress)
+    except (StoreError, DatasetError, ValueError, OSError) as exc:
+        return _fail(prog, str(exc))
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; finished images are stored, run again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # model load failures and the like: a message, not a traceback
+        if type(exc).__name__ in ("ModelError", "TimeoutError", "OSError", "CommClosedError"):
+            return _fail(prog, f"{type(exc).__name__}: {exc}")
+        raise
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def main_precompute(argv: list[str] | None = None) -> int:
+    """``python -m xai_panel.batch ...``: precompute without the rest of the CLI."""
+    parser = configure_precompute_parser(argparse.ArgumentParser(prog="python -m xai_panel.batch"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+# -- store ---------------------------------------------------------------------------
+def add_store_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``store info|prune|export`` on an ``add_subparsers()`` object."""
+    p = subparsers.add_parser("store", help="inspect, prune or export the explanation store",
+                              description="Inspect, prune or export the explanation store.")
+    actions = p.add_subparsers(dest="store_command", required=True, metavar="{info,prune,export}")
+
+    info = actions.add_parser("info", help="size, schema and row counts per model, method and version")
+    info.add_argument("--json", action="store_true", help="print JSON")
+
+    prune = actions.add_parser("prune", help="delete stored results (every given condition must hold)")
+    prune.add_argument("--model", metavar="MODEL_ID", help="rows of this model id (see store info)")
+    prune.add_argument("--method", help="rows of this method")
+    prune.add_argument("--older-than", type=float, metavar="DAYS", help="rows stored more than DAYS days ago")
+    prune.add_argument("--other-versions", action="store_true", help="rows written by other xai-panel versions")
+    prune.add_argument("--all", action="store_true", help="everything")
+    prune.add_argument("--no-vacuum", action="store_true", help="do not compact the file afterwards")
+
+    export = actions.add_parser("export", help="write stored results as JSON + PNGs")
+    export.add_argument("ref", metavar="REF", help="image id, image hash or result key (or a 6+ digit prefix)")
+    export.add_argument("--out", default="xai-panel-export", help="output folder (default: ./xai-panel-export)")
+
+    for sub in (info, prune, export):
+        sub.add_argument("--store", metavar="PATH", help="store file (default: $XAI_PANEL_STORE or the user cache dir)")
+        sub.set_defaults(func=run_store)
+    return p
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def run_store(args: argparse.Namespace) -> int:
+    from .store import ExplanationStore, StoreError, export_result, find_results
+
+    prog = f"xai-panel store {args.store_command}"
+    try:
+        store = ExplanationStore(args.store, create=args.store_command != "info" and args.store_command != "export")
+        if args.store_command == "info":
+            info = store.info()
+            if args.json:
+                print(json.dumps(info, indent=2))
+                return 0
+            print(f"store   {info['path']}  ({_human(info['bytes_on_disk'])}, schema {info['schema']})")
+            print(f"images  {info['images']} summarised, {info['bases']} image/settings bases, "
+                  f"{info['results']} results, {info['metrics']} metrics")
+            for g in info["groups"]:
+                print(f"  {g['model_id']:<36} {g['method']:<8} v{g['version']:<10} {g['rows']:>7} rows "
+                      f"{_human(g['payload_bytes'] or 0):>10}")
+            return 0
+        if args.store_command == "prune":
+            if not (args.model or args.method or args.older_than is not None or args.other_versions or args.all):
+                return _fail(prog, "say what to prune: --model, --method, --older-than, --other-versions or --all")
+            n = store.prune(model_id=args.model, method=args.method,
+                            older_than=None if args.older_than is None else args.older_than * 86400,
+                            other_versions=args.other_versions, everything=args.all, vacuum=not args.no_vacuum)
+            print(f"pruned {n} result(s) from {store.path}")
+            return 0
+        keys = find_results(store, args.ref)
+        if not keys:
+            return _fail(prog, f"nothing stored for {args.ref!r} in {store.path} (give an image id, image hash or key)")
+        for key in keys:
+            folder = export_result(store, key, args.out)
+            print(folder)
+        return 0
+    except StoreError as exc:
+        return _fail(prog, str(exc))

@@ -1,0 +1,104 @@
+"""Finished explanations kept per process, so revisiting an image is instant.
+
+The dashboards only see the small ``ExplanationCache`` interface (``get``/``put``), so the
+SQLite store (``xai_panel.store``) can replace or back the in-memory cache without
+touching the components. Keys are stable digests (image content, model id, settings,
+seed), never raw arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+from ..explain.results import Explanation
+
+__all__ = ["ExplanationCache", "MemoryCache", "explanation_key", "default_cache", "set_default_cache"]
+
+
+@runtime_checkable
+class ExplanationCache(Protocol):
+    """Where finished explanations are found again by key."""
+
+    def get(self, key: str) -> Explanation | None: ...
+
+    def put(self, key: str, explanation: Explanation) -> None: ...
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def explanation_key(image_digest: str, model_id: str, request: Mapping[str, Any]) -> str:
+    """SHA-256 of the image digest, the model id and every setting that changes the result."""
+    text = json.dumps([image_digest, model_id, _plain(request)], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class MemoryCache:
+    """A thread-safe LRU of finished explanations (one per process by default)."""
+
+    def __init__(self, max_items: int = 128):
+        if max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {max_items}")
+        self.max_items = max_items
+        self._items: OrderedDict[str, Explanation] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._items
+
+    def get(self, key: str) -> Explanation | None:
+        with self._lock:
+            explanation = self._items.get(key)
+            if explanation is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return explanation
+
+    def put(self, key: str, explanation: Explanation) -> None:
+        if not isinstance(explanation, Explanation):
+            raise TypeError(f"expected an Explanation, got {type(explanation).__name__}")
+        with self._lock:
+            self._items[key] = explanation
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_default: ExplanationCache = MemoryCache()
+
+
+def default_cache() -> ExplanationCache:
+    """The process-wide cache every session shares unless given its own."""
+    return _default
+
+
+def set_default_cache(cache: ExplanationCache) -> None:
+    """Replace the process-wide cache (e.g. with a store-backed one)."""
+    global _default
+    if not isinstance(cache, ExplanationCache):
+        raise TypeError("a cache needs get(key) and put(key, explanation)")
+    _default = cache

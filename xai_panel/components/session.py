@@ -1,0 +1,254 @@
+"""The shared explanation state every pane follows: one image in, results out, progressively.
+
+Setting ``source`` (an array, a path, encoded bytes or an ``ImageRecord``) starts a job:
+the image is decoded and classified at once (``top`` appears within milliseconds), then
+``xai_panel.explain`` runs in the thread pool and ``explanation`` is republished after
+each method (LIME first). A new source cancels the previous job. Finished explanations
+go to a per-process cache keyed by (image content, model id, settings, seed), so
+revisiting an image is instant.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import panel as pn
+import param
+
+from ..data import ImageError, ImageRecord, image_hash, load_image
+from ..explain.api import METHODS, explain
+from ..explain.engine import Cancelled
+from ..explain.results import ClassScore, Explanation
+from ..models import ModelError, load_classifier
+from ..models.classifier import top_k_of
+from .cache import ExplanationCache, default_cache, explanation_key
+from .controller import Job, JobRunner
+from .settings import ExplainerSettings
+
+__all__ = ["ExplanationSession", "STATUSES", "DEFAULT_MODEL"]
+
+DEFAULT_MODEL = "efficientnet_lite0"
+STATUSES = ("idle", "loading", "explaining", "done", "error")
+_PROGRESS_INTERVAL = 0.12  # seconds between progress updates sent to the page
+
+
+def _describe(source) -> str:
+    if isinstance(source, ImageRecord):
+        return source.id
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).name
+    if isinstance(source, np.ndarray):
+        return f"array {source.shape[1]}x{source.shape[0]}"
+    return "uploaded image"
+
+
+def _decode(source) -> np.ndarray:
+    if isinstance(source, ImageRecord):
+        return source.load()
+    if isinstance(source, np.ndarray):
+        image = np.asarray(source)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ImageError(f"expected an HxWx3 uint8 RGB array, got {image.dtype} {image.shape}")
+        return image
+    return load_image(source)
+
+
+class ExplanationSession(pn.viewable.Viewer):
+    """One image, its top classes and its explanation: the state all panes link to."""
+
+    source = param.Parameter(default=None, allow_refs=True, doc=(
+        "What to explain: an HxWx3 uint8 array, a file path, encoded image bytes or an ImageRecord."))
+    source_name = param.String(default="", allow_refs=True, doc="A display name for the source (optional).")
+    model = param.String(default=DEFAULT_MODEL, allow_refs=True,
+                         doc="Classifier: efficientnet_lite0 (embedded), a torchvision name or a model file.")
+    settings = param.ClassSelector(class_=ExplainerSettings, allow_refs=True, doc="What to compute and how.")
+    top_k = param.Integer(5, bounds=(1, 10), doc="How many classes to explain.")
+    cache = param.Parameter(default=None, doc="An ExplanationCache (get/put); None: the process-wide one.")
+
+    image = param.Array(default=None, allow_None=True, constant=True, doc="The decoded image (read-only).")
+    image_name = param.String(default="", constant=True, doc="Name of the image shown (read-only).")
+    image_digest = param.String(default="", constant=True, doc="SHA-256 of the decoded pixels (read-only).")
+    model_id = param.String(default="", constant=True, doc="Id of the classifier used (read-only).")
+    top = param.List(default=[], item_type=ClassScore, constant=True,
+                     doc="The top classes, most probable first (read-only).")
+    explanation = param.ClassSelector(class_=Explanation, default=None, allow_None=True, constant=True,
+                                      doc="The explanation so far: methods appear as they finish (read-only).")
+    status = param.Selector(default="idle", objects=list(STATUSES), constant=True, doc="Where the job is (read-only).")
+    running = param.String(default="", constant=True, doc="The method being computed (read-only).")
+    progress = param.Number(default=0.0, bounds=(0, 1), constant=True,
+                            doc="Fraction of the running method's model passes done (read-only).")
+    pending = param.List(default=[], constant=True, doc="Methods requested but not finished yet (read-only).")
+    method_errors = param.Dict(default={}, constant=True, doc="Per method, why it failed (read-only).")
+    error = param.String(default="", constant=True, doc="Why the image could not be explained (read-only).")
+    from_cache = param.Boolean(default=False, constant=True, doc="The explanation came from the cache (read-only).")
+    timings = param.Dict(default={}, constant=True,
+                         doc="Seconds from the request to: 'top', each method, 'done' (read-only).")
+
+    def __init__(self, **params):
+        params.setdefault("settings", ExplainerSettings())
+        super().__init__(**params)
+        self._runner = JobRunner("explain")
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(lambda _ctx: self._runner.cancel())
+        if self.source is not None:
+            self.refresh()
+
+    # -- public API ----------------------------------------------------------------------
+    @param.depends("source", "model", "settings", "settings.request", "top_k", watch=True)
+    def refresh(self) -> None:
+        """(Re)start the job for the current source, model and settings."""
+        if self.source is None:
+            self._runner.cancel()
+            self._set(image=None, image_name="", image_digest="", top=[], explanation=None, status="idle",
+                      running="", progress=0.0, pending=[], method_errors={}, error="", from_cache=False, timings={})
+            return
+        request = dict(self.settings.request, top_k=int(self.top_k))
+        self._set(status="loading", error="", running="", progress=0.0, from_cache=False,
+                  pending=list(request["methods"]), method_errors={})
+        self._runner.start(self._work, self.source, self.source_name or _describe(self.source), self.model, request)
+
+    def cancel(self) -> None:
+        """Stop the running job (its partial results stay)."""
+        self._runner.cancel()
+        if self.status in ("loading", "explaining"):
+            self._set(status="idle", running="", pending=[])
+
+    def wait(self, timeout: float | None = 120) -> "ExplanationSession":
+        """Block until the current job is finished (notebooks, scripts, tests)."""
+        self._runner.wait(timeout)
+        return self
+
+    @property
+    def classifier(self):
+        return load_classifier(self.model)
+
+    # -- the job -------------------------------------------------------------------------
+    def _set(self, **values) -> None:
+        with param.edit_constant(self):
+            self.param.update(**values)
+
+    def _publish(self, job: Job, **values) -> None:
+        self._runner.publish(job, lambda: self._set(**values))
+
+    def _work(self, job: Job, source, name: str, model: str, request: dict) -> None:
+        timings: dict[str, float] = {}
+        try:
+            image = _decode(source)
+        except (ImageError, OSError) as exc:
+            self._publish(job, status="error", error=str(exc), image=None, top=[], explanation=None, pending=[])
+            return
+        try:
+            classifier = load_classifier(model)
+        except (ModelError, ValueError, OSError) as exc:
+            self._publish(job, status="error", error=f"model {model!r} could not be loaded: {exc}", pending=[])
+            return
+        view = classifier.prepare(image)
+        digest = image_hash(image)
+        key = explanation_key(digest, classifier.model_id, request)
+        cache: ExplanationCache = self.cache or default_cache()
+        cached = cache.get(key)
+        if cached is not None:
+            timings["top"] = timings["done"] = job.elapsed()
+            self._publish(job, image=image, image_name=name, image_digest=digest, model_id=classifier.model_id,
+                          top=list(cached.top), explanation=cached, status="done", pending=[], running="",
+                          progress=1.0, from_cache=True, timings=timings)
+            return
+        top = top_k_of(classifier.predict_proba(view[None])[0], classifier.class_names, int(request["top_k"]))
+        timings["top"] = job.elapsed()
+        methods = list(request["methods"])
+        self._publish(job, image=image, image_name=name, image_digest=digest, model_id=classifier.model_id,
+                      top=top, explanation=None, status="explaining" if methods else "done",
+                      pending=methods, timings=dict(timings))
+        if not methods:
+            return
+        result, errors = self._explain(job, view, classifier, request, methods, timings)
+        if not self._runner.is_current(job):
+            return
+        timings["done"] = job.elapsed()
+        if result is not None and not errors:
+            cache.put(key, result)
+        self._publish(job, explanation=result, status="done", pending=[], running="", progress=1.0,
+                      method_errors=errors, timings=dict(timings))
+
+    def _explain(self, job: Job, view, classifier, request: dict, methods: list[str], timings: dict):
+        """Run the methods; a failing method is reported and the others still run."""
+        errors: dict[str, str] = {}
+        done: dict[str, Explanation] = {}
+        last = [0.0]
+
+        def progress(method: str, n: int, total: int) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= _PROGRESS_INTERVAL and method in METHODS:
+                last[0] = now
+                self._publish(job, running=method, progress=min(1.0, n / max(total, 1)))
+
+        def on_method(partial: Explanation) -> None:
+            finished = [m for m in partial.methods if m not in done]
+            for m in finished:
+                done[m] = partial
+                timings[m] = job.elapsed()
+            merged = self._merge(done, partial)
+            remaining = [m for m in methods if m not in done and m not in errors]
+            self._publish(job, explanation=merged, pending=remaining, running=remaining[0] if remaining else "",
+                          progress=0.0, timings=dict(timings), method_errors=dict(errors))
+
+        todo = list(methods)
+        while todo:
+            try:
+                explain(view, classifier, methods=todo, top_k=int(request["top_k"]), seed=int(request["seed"]),
+                        segmentation=request["segmentation"], segmentation_params=request["segmentation_params"],
+                        fill=request["fill"], settings={m: request["settings"][m] for m in todo},
+                        progress=progress, cancel=job.cancel, on_method=on_method)
+                break
+            except Cancelled:
+                return None, errors
+            except Exception as exc:  # one method's failure must not take the others down
+                failed = next(m for m in todo if m not in done)
+                errors[failed] = f"{type(exc).__name__}: {exc}"
+                todo = [m for m in todo if m not in done and m not in errors]
+                # LIME draws the pool the others sample from: rerun it with them (same seed, same pool).
+                if todo and "lime" in done:
+                    todo = ["lime", *todo]
+                self._publish(job, method_errors=dict(errors), pending=[m for m in todo if m not in done])
+        return (self._merge(done, None) if done else None), errors
+
+    @staticmethod
+    def _merge(done: dict[str, Explanation], latest: Explanation | None) -> Explanation:
+        """One Explanation holding every finished method (results may come from two runs)."""
+        base = latest or next(iter(done.values()))
+        costs = dict(base.costs)
+        fields = {}
+        for method, source in done.items():
+            fields[method] = getattr(source, method)
+            if method in source.costs:
+                costs[method] = source.costs[method]
+        return replace(base, costs=costs, **fields)
+
+    # -- view ------------------------------------------------------------------------------
+    def __panel__(self):
+        return pn.Column(
+            pn.pane.Markdown(pn.bind(self._status_text, self.param.status, self.param.running,
+                                     self.param.image_name, self.param.error, self.param.from_cache,
+                                     self.param.timings), margin=(0, 5)),
+            pn.indicators.Progress(value=self.param.progress.rx() * 100, max=100, height=8,
+                                   sizing_mode="stretch_width", bar_color="primary",
+                                   visible=self.param.status.rx() == "explaining"),
+            sizing_mode="stretch_width",
+        )
+
+    @staticmethod
+    def _status_text(status, running, name, error, from_cache, timings) -> str:
+        if status == "idle":
+            return "Select an image to explain it."
+        if status == "error":
+            return f"**Could not explain {name or 'this image'}:** {error}"
+        if status == "loading":
+            return f"Loading {name}…"
+        if status == "explaining":
+            return f"Explaining **{name}**: {running or 'preparing'}…"
+        total = timings.get("done", 0.0)
+        return f"**{name}** explained in {total:.2f} s" + (" (from cache)" if from_cache else "")

@@ -1,0 +1,295 @@
+"""Shapley values for superpixels (KernelSHAP) and pixels (shap's Partition explainer).
+
+Three estimators, one result type (``ShapResult``):
+
+``"pool"``
+    KernelSHAP solved on the engine's *shared* uniform coalition pool (the one LIME uses):
+    no forward passes beyond f(empty coalition). See ``shap_from_pool`` for why it is valid.
+``"kernel"``
+    ``shap.KernelExplainer`` over superpixel coalitions, every model call through the
+    engine (memoised, batched, counted, cancellable).
+``"partition"``
+    shap's Partition explainer (Owen values over an axis-aligned pixel hierarchy) with a
+    blur Image masker: pixel-resolution heatmaps, independent of the superpixels except
+    for the per-superpixel sums it also reports.
+
+All requested classes come from the same model evaluations in every estimator.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+import numpy as np
+from scipy.special import gammaln
+
+from .engine import PerturbationEngine
+from .results import ShapResult
+
+__all__ = ["explain_shap", "shap_from_pool", "shapley_kernel_weights", "ESTIMATORS"]
+
+ESTIMATORS = ("pool", "kernel", "partition")
+
+# shap.KernelExplainer draws its coalitions from NumPy's *global* RNG (np.random.choice and
+# np.random.permutation). We seed it for reproducibility and restore the caller's state
+# afterwards; the lock keeps two of our own runs from interleaving their draws. Only the
+# (cheap) sampling and regression happen under the lock: model calls run outside it, see
+# ``_kernel``. Code elsewhere that draws from np.random's global state while the lock is
+# held would still share the stream; nothing in xai_panel does.
+_GLOBAL_RNG_LOCK = threading.Lock()
+
+
+@contextmanager
+def _seeded_global_rng(seed: int) -> Iterator[None]:
+    with _GLOBAL_RNG_LOCK:
+        saved = np.random.get_state()
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            np.random.set_state(saved)
+
+
+def explain_shap(
+    engine: PerturbationEngine,
+    labels: Iterable[int],
+    *,
+    estimator: str = "pool",
+    nsamples: int = 500,
+    blur: int = 32,
+    seed: int = 0,
+    pool: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[int, ShapResult]:
+    """Shapley values of each class in ``labels`` for the engine's image.
+
+    ``nsamples`` is the model-evaluation budget of ``"kernel"`` and ``"partition"`` (for
+    ``"pool"`` it is the size of the pool drawn when none is given). ``blur`` is the
+    Image masker's blur kernel (``"partition"`` only). Same inputs and seed, same values.
+    """
+    labels = [int(label) for label in labels]
+    if not labels:
+        return {}
+    if estimator == "pool":
+        if pool is None:
+            from .lime import lime_pool
+
+            pool = lime_pool(engine, int(nsamples), seed)
+        return shap_from_pool(engine, labels, pool)
+    if estimator == "kernel":
+        return _kernel(engine, labels, int(nsamples), seed)
+    if estimator == "partition":
+        return _partition(engine, labels, int(nsamples), int(blur))
+    raise ValueError(f"unknown SHAP estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+
+
+# -- "pool": KernelSHAP on the shared uniform pool -------------------------------------------
+
+
+def shapley_kernel_weights(sizes: np.ndarray, m: int) -> np.ndarray:
+    """Shapley kernel pi(s) = (M-1) / (C(M,s) s (M-s)) for coalition sizes 0 < s < M,
+    scaled so the largest is 1 (computed in logs: C(M,s) overflows float64 past M ~ 1000)."""
+    s = np.asarray(sizes, np.float64)
+    log_w = np.log(m - 1.0) - (gammaln(m + 1.0) - gammaln(s + 1.0) - gammaln(m - s + 1.0)) - np.log(s) - np.log(m - s)
+    return np.exp(log_w - log_w.max())
+
+
+def _constrained_wls(z: np.ndarray, y: np.ndarray, w: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """argmin_phi sum_k w_k (y_k - z_k . phi)^2 subject to sum(phi) = total, for each column of y.
+
+    As shap does, eliminate the last variable (phi_M = total - sum of the others), which
+    turns the constrained problem into an ordinary weighted least squares in M-1 unknowns.
+    Solved with lstsq on sqrt(w)-scaled rows rather than the normal equations: the weights
+    span orders of magnitude, and a pool can leave the system rank deficient (min-norm then).
+    """
+    last = z[:, -1:]
+    x = z[:, :-1] - last  # (n, M-1)
+    target = y - last * total[None, :]  # (n, L)
+    root = np.sqrt(w)[:, None]
+    head, *_ = np.linalg.lstsq(root * x, root * target, rcond=None)  # (M-1, L)
+    return np.vstack([head, total[None, :] - head.sum(axis=0, keepdims=True)])  # (M, L)
+
+
+def shap_from_pool(
+    engine: PerturbationEngine, labels: Iterable[int], pool: tuple[np.ndarray, np.ndarray]
+) -> dict[int, ShapResult]:
+    """KernelSHAP as a weighted linear regression on an existing uniform coalition pool.
+
+    KernelSHAP (Lundberg & Lee 2017, Theorem 2) defines the Shapley values of a value
+    function v as the solution of
+
+        min_phi  sum_{0<|z|<M} pi(z) (v(z) - v(0) - z . phi)^2   s.t.  sum(phi) = v(1) - v(0)
+
+    with the Shapley kernel pi(z) = (M-1) / (C(M,|z|) |z| (M-|z|)). shap approximates the
+    sum by sampling coalitions *from* pi. Our pool instead samples uniformly (each of the
+    2^M coalitions with probability q = 2^-M, lime's sampler). Importance weighting by
+    pi(z)/q(z) makes the sample objective an unbiased estimate of the full objective
+    (Covert & Lee 2021, "Improving KernelSHAP", treat this stochastic-approximation view of
+    KernelSHAP and show the resulting estimator is consistent with negligible bias); since
+    q is constant, the importance weight is simply pi(|z|) up to a scale that WLS ignores.
+    The empty and full coalitions have infinite kernel weight: they are the exact
+    constraints (phi_0 = v(0) and efficiency), not regression rows. A pool containing every
+    coalition once reproduces the exact Shapley values.
+
+    Variance trade-off: uniform sampling concentrates sizes near M/2 (Binomial(M, 1/2)),
+    where pi is smallest, and almost never draws the small and large coalitions that carry
+    most of pi's mass; the few extreme-size draws that occur get large weights. So for the
+    same number of evaluations this estimator is noisier than sampling from pi (shap's
+    own "kernel") -- in exchange it costs one forward pass (v(0)) instead of ``nsamples``.
+
+    Duplicate rows count as separate draws (Monte Carlo multiplicity). Rows with an
+    invalid shape are rejected. Costs exactly one engine evaluation (the empty coalition,
+    often already memoised) plus the full image's (memoised by the pool's first row).
+    """
+    coalitions, probs = pool
+    coalitions = np.asarray(coalitions, bool)
+    probs = np.asarray(probs)
+    labels = [int(label) for label in labels]
+    m = engine.n_segments
+    if coalitions.ndim != 2 or coalitions.shape[1] != m or len(probs) != len(coalitions):
+        raise ValueError(f"pool must be (coalitions (n, {m}), probs (n, C)); got {coalitions.shape} and {probs.shape}")
+    engine.check_cancelled()
+    full = engine.predict_full()[labels].astype(np.float64)
+    empty = engine.evaluate(np.zeros((1, m), bool))[0, labels].astype(np.float64)
+    total = full - empty
+    if m == 1:
+        values = total[None, :]
+    else:
+        sizes = coalitions.sum(axis=1)
+        inner = (sizes > 0) & (sizes < m)
+        if not inner.any():
+            raise ValueError("the pool has no coalition with 0 < size < M: nothing to regress on")
+        z = coalitions[inner].astype(np.float64)
+        y = probs[inner][:, labels].astype(np.float64) - empty[None, :]
+        values = _constrained_wls(z, y, shapley_kernel_weights(sizes[inner], m), total)
+    return {
+        label: ShapResult(label=label, values=values[:, j].copy(), base_value=float(empty[j]),
+                          prediction=float(full[j]), estimator="pool")
+        for j, label in enumerate(labels)
+    }
+
+
+# -- "kernel": shap.KernelExplainer over superpixel coalitions --------------------------------
+
+
+def _kernel_values(model, m: int, n_out: int, nsamples: int, seed: int) -> np.ndarray:
+    """shap.KernelExplainer on coalitions: background all hidden, instance all kept. -> (M, L)."""
+    import shap
+
+    with _seeded_global_rng(seed):
+        explainer = shap.KernelExplainer(model, np.zeros((1, m)))
+        phi = explainer.shap_values(np.ones(m), nsamples=nsamples, l1_reg=False, silent=True)
+    return np.asarray(phi, np.float64).reshape(m, n_out)
+
+
+def _kernel(engine: PerturbationEngine, labels: list[int], nsamples: int, seed: int) -> dict[int, ShapResult]:
+    """shap.KernelExplainer with f(Z) = engine.evaluate(Z)[:, labels].
+
+    shap's coalitions do not depend on model outputs (with ``l1_reg=False``), so it runs
+    twice with the same seed: first with a recording stub that returns zeros, which yields
+    the exact set of coalitions shap will ask for; then those are evaluated through the
+    engine in full batches *outside* the global-RNG lock; then shap runs again, reading
+    the stored outputs. The lock is thus held only for shap's own sampling and solve.
+    """
+    m, n_out = engine.n_segments, len(labels)
+    asked: list[np.ndarray] = []
+
+    def record(z):
+        z = np.asarray(z) > 0.5
+        asked.append(z)
+        return np.zeros((len(z), n_out))
+
+    _kernel_values(record, m, n_out, nsamples, seed)
+    coalitions = np.unique(np.concatenate(asked), axis=0)
+    outputs = engine.evaluate(coalitions)[:, labels].astype(np.float64)
+    table = {row.tobytes(): out for row, out in zip(np.packbits(coalitions, axis=1), outputs)}
+
+    def lookup(z):
+        keys = np.packbits(np.asarray(z) > 0.5, axis=1)
+        return np.stack([table[k.tobytes()] for k in keys])
+
+    values = _kernel_values(lookup, m, n_out, nsamples, seed)
+    full = engine.predict_full()[labels].astype(np.float64)
+    empty = engine.evaluate(np.zeros((1, m), bool))[0, labels].astype(np.float64)
+    results = {}
+    for j, label in enumerate(labels):
+        result = ShapResult(label=label, values=values[:, j].copy(), base_value=float(empty[j]),
+                            prediction=float(full[j]), estimator="kernel")
+        if result.additivity_error > 1e-6:
+            raise RuntimeError(f"KernelSHAP values for class {label} violate efficiency by "
+                               f"{result.additivity_error:.3g}: shap's constrained solve failed")
+        results[label] = result
+    return results
+
+
+# -- "partition": shap's Partition explainer with a blur masker -------------------------------
+
+
+def _charge(engine: PerturbationEngine, passes: int, model_seconds: float) -> None:
+    """Book model passes made outside ``engine.evaluate`` to the method being tracked.
+
+    Stopgap until the engine has a public way to do this: use ``engine.charge`` if it
+    exists, otherwise add to the engine's private tally that ``engine.track`` reads.
+    """
+    charge = getattr(engine, "charge", None)
+    if callable(charge):
+        charge(passes, model_seconds)
+        return
+    tally = getattr(engine, "_tally", None)
+    if tally is not None:
+        tally.passes += passes
+        tally.samples += passes
+        tally.model_seconds += model_seconds
+
+
+def _partition(engine: PerturbationEngine, labels: list[int], nsamples: int, blur: int) -> dict[int, ShapResult]:
+    """Owen values per pixel; ``values`` are the per-superpixel sums of the heatmap.
+
+    Hidden pixels show ``cv2.blur(image, (blur, blur))``, so ``base_value`` is the
+    prediction for the fully blurred image (not the superpixel fill the other estimators
+    use). Model calls go straight to the classifier (shap builds the masked images); they
+    are counted here, image by image, and booked to the engine with ``_charge``.
+    Deterministic: the Partition explainer draws no random numbers.
+    """
+    import shap
+
+    if nsamples < 4:
+        raise ValueError(f"the partition estimator needs at least 4 evaluations, got {nsamples}")
+    image = engine.image
+    classifier = engine.classifier
+    count = {"passes": 0, "seconds": 0.0}
+
+    def model(batch):
+        engine.check_cancelled()
+        batch = np.asarray(batch)
+        if batch.dtype != np.uint8:
+            batch = np.clip(np.rint(batch), 0, 255).astype(np.uint8)
+        t0 = time.perf_counter()
+        out = classifier.predict_proba(batch, batch_size=engine.batch_size)
+        count["seconds"] += time.perf_counter() - t0
+        count["passes"] += len(batch)
+        if engine.progress is not None:
+            engine.progress("shap", min(count["passes"], nsamples), nsamples)
+        return out
+
+    masker = shap.maskers.Image(f"blur({blur},{blur})", image.shape)
+    explainer = shap.Explainer(model, masker, algorithm="partition", output_names=list(classifier.class_names))
+    try:
+        explanation = explainer(image[None], max_evals=nsamples, batch_size=engine.batch_size,
+                                outputs=np.asarray(labels), silent=True)
+    finally:
+        _charge(engine, count["passes"], count["seconds"])
+    pixel_values = np.asarray(explanation.values[0], np.float64)  # (H, W, 3, L)
+    heatmaps = pixel_values.sum(axis=2)  # (H, W, L)
+    base = np.asarray(explanation.base_values, np.float64).reshape(-1)
+    full = engine.predict_full()[labels].astype(np.float64)
+    segments, m = engine.segments.ravel(), engine.n_segments
+    results = {}
+    for j, label in enumerate(labels):
+        heatmap = heatmaps[..., j]
+        values = np.bincount(segments, weights=heatmap.ravel(), minlength=m)
+        results[label] = ShapResult(label=label, values=values, base_value=float(base[j]),
+                                    prediction=float(full[j]), estimator="partition", heatmap=heatmap)
+    return results

@@ -1,0 +1,26 @@
+"""The explanation store: results keyed by image, model, method and settings, in SQLite.
+
+Typical use (a gallery click)::
+
+    store = ExplanationStore()                       # $XAI_PANEL_STORE or the user cache dir
+    request = ExplainRequest.create(classifier.model_id, ("lime", "anchors", "shap"))
+    explanation = store.get(image_hash(image), request)   # None or the stored methods
+    explanation = explain_cached(image, store, classifier) # stored ones at once, rest computed
+
+Batch precompute fills it: ``xai_panel.batch.precompute`` / ``xai-panel precompute``.
+"""
+
+from .cached import explain_cached, merge_explanations
+from .codec import CodecError
+from .entries import EncodedExplanation, decode_explanation, encode_explanation
+from .export import export_result, find_results
+from .keys import SCHEMA_VERSION, ExplainRequest, canonical_json, digest, package_version
+from .sqlite import (MIGRATIONS, SORT_COLUMNS, ExplanationStore, ImageSummary, StoredResult, StoreError,
+                     StoreFullError, StoreLockedError, default_store_path)
+
+__all__ = [
+    "CodecError", "EncodedExplanation", "ExplainRequest", "ExplanationStore", "ImageSummary", "MIGRATIONS",
+    "SCHEMA_VERSION", "SORT_COLUMNS", "StoreError", "StoreFullError", "StoreLockedError", "StoredResult",
+    "canonical_json", "decode_explanation", "default_store_path", "digest", "encode_explanation",
+    "explain_cached", "export_result", "find_results", "merge_explanations", "package_version",
+]
