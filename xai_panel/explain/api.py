@@ -12,7 +12,7 @@ from ..models.classifier import Classifier, top_k_of
 from .engine import PerturbationEngine
 from .explainers import Explainer, make_explainer
 from .lime import lime_pool
-from .results import Explanation, MethodCost
+from .results import Explanation, MethodCost, Segmentation
 from .segmentation import segment
 
 __all__ = ["explain", "METHODS", "DEFAULT_POOL_SIZE"]
@@ -37,6 +37,7 @@ def explain(
     segmentation: str = "quickshift",
     segmentation_params: Mapping[str, object] | None = None,
     fill: str = "mean",
+    segments: Segmentation | None = None,
     settings: Mapping[str, Mapping | Explainer] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     cancel=None,
@@ -50,7 +51,8 @@ def explain(
     memoises every coalition, so no coalition is ever evaluated twice. ``settings`` maps a
     method to its parameters (see ``LimeExplainer``, ``AnchorExplainer``, ``ShapExplainer``).
     ``on_method`` receives the Explanation so far after each method (for progressive UIs);
-    ``cancel`` is a ``threading.Event`` checked between model batches.
+    ``cancel`` is a ``threading.Event`` checked between model batches. ``segments`` reuses a
+    segmentation of the view (e.g. across seeds) instead of computing one.
     Same inputs and seed, same result.
     """
     classifier = classifier or _default_classifier()
@@ -67,7 +69,10 @@ def explain(
 
     t0 = time.perf_counter()
     view = classifier.prepare(np.asarray(image))
-    segments = segment(view, segmentation, seed=seed, **dict(segmentation_params or {}))
+    if segments is None:
+        segments = segment(view, segmentation, seed=seed, **dict(segmentation_params or {}))
+    elif segments.labels.shape != view.shape[:2]:
+        raise ValueError(f"segments {segments.labels.shape} do not match the model's view {view.shape[:2]}")
     engine = PerturbationEngine(view, segments, classifier, fill, progress=progress, cancel=cancel)
     with engine.track("top-k") as box:
         probs = engine.predict_full()
@@ -76,7 +81,7 @@ def explain(
     costs: dict[str, MethodCost] = {"top-k": replace(box["cost"], wall_seconds=time.perf_counter() - t0)}
     result = Explanation(
         image=view, model_id=classifier.model_id, top=top, segmentation=segments, costs=costs,
-        settings={"segmentation": segmentation, "segmentation_params": dict(segments.params), "fill": fill,
+        settings={"segmentation": segments.algorithm, "segmentation_params": dict(segments.params), "fill": fill,
                   "top_k": int(top_k), **{m: e.settings() for m, e in explainers.items()}},
         seed=int(seed),
     )

@@ -158,6 +158,12 @@ class PerturbationEngine:
                 self.progress(self._method, start + len(chunk), total)
         self._probs = np.concatenate([self._probs, out]) if len(self._probs) else out
 
+    def record_passes(self, passes: int, model_seconds: float) -> None:
+        """Count model passes made outside ``evaluate`` (e.g. shap's Partition explainer)."""
+        self._tally.passes += int(passes)
+        self._tally.samples += int(passes)
+        self._tally.model_seconds += float(model_seconds)
+
     def predict_full(self) -> np.ndarray:
         """Probabilities of the unperturbed image (all superpixels kept)."""
         return self.evaluate(np.ones((1, self.n_segments), bool))[0]

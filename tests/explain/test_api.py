@@ -1,0 +1,73 @@
+"""``xai_panel.explain``: the public entry point, on the real model."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from xai_panel.explain import explain as _explain
+from xai_panel.explain import Cancelled, LimeExplainer, segment
+
+FAST = {"lime": {"num_samples": 150}}
+
+
+def test_top_k_matches_the_classifier_and_costs_are_reported(classifier, chelsea):
+    res = _explain(chelsea, classifier, methods=("lime",), settings=FAST)
+    assert [c.index for c in res.top] == [c.index for c in classifier.top_k(chelsea, 5)]
+    assert res.image.shape == (224, 224, 3)
+    assert set(res.lime) == set(res.labels)
+    cost = res.costs["lime"]
+    assert cost.forward_passes + cost.cache_hits == cost.samples == 150
+    assert cost.forward_passes >= 140 and cost.wall_seconds >= cost.model_seconds > 0
+
+
+def test_same_seed_same_result_different_seed_differs(classifier, chelsea):
+    a = _explain(chelsea, classifier, methods=("lime",), seed=3, settings=FAST)
+    b = _explain(chelsea, classifier, methods=("lime",), seed=3, settings=FAST)
+    c = _explain(chelsea, classifier, methods=("lime",), seed=4, settings=FAST)
+    top = a.top[0].index
+    np.testing.assert_array_equal(a.segmentation.labels, b.segmentation.labels)
+    np.testing.assert_array_equal(a.lime[top].weights, b.lime[top].weights)
+    assert not np.allclose(a.lime[top].weights, c.lime[top].weights)
+
+
+def test_progressive_callback_and_reused_segmentation(classifier, chelsea):
+    seg = segment(classifier.prepare(chelsea), "grid", rows=4, cols=4)
+    seen = []
+    res = _explain(chelsea, classifier, methods=("lime",), settings=FAST, segments=seg,
+                     on_method=lambda partial: seen.append(partial.methods))
+    assert seen == [(), ("lime",)]
+    assert res.segmentation is seg and res.lime[res.labels[0]].weights.shape == (16,)
+
+
+def test_cancel_raises_cancelled(classifier, chelsea):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        _explain(chelsea, classifier, methods=("lime",), settings=FAST, cancel=cancel)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"methods": ("gradcam",)}, "unknown method"),
+    ({"top_k": 0}, "top_k must be between 1 and"),
+    ({"seed": -1}, "seed must be an integer"),
+    ({"settings": {"lime": {"num_samples": 10**9}}}, "num_samples.*at most"),
+    ({"settings": {"lime": {"samples": 10}}}, "lime has no setting samples"),
+    ({"segmentation": "watershed"}, "unknown segmentation"),
+    ({"fill": "purple"}, "unknown fill"),
+])
+def test_bad_arguments_get_clear_messages(classifier, chelsea, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _explain(chelsea, classifier, **{"methods": ("lime",), **kwargs})
+
+
+def test_param_explainer_writes_read_only_outputs(classifier, chelsea):
+    lime = LimeExplainer(num_samples=120)
+    res = lime.explain(chelsea, classifier)
+    assert set(lime.results) == set(res.labels) and lime.cost.samples == 120
+    with pytest.raises(TypeError):
+        lime.results = {}
+    with pytest.raises(ValueError):
+        lime.num_samples = 5
