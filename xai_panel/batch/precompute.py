@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
 from ..store.keys import ExplainRequest
-from ..store.sqlite import ExplanationStore, StoreError
+from ..store.sqlite import ExplanationStore
 from .tasks import ImageTask, TaskOutcome, explain_image, run_task, worker_model_id
 
 __all__ = ["ImageEvent", "Precompute", "PrecomputeReport", "precompute", "resolve_dataset"]
@@ -49,12 +49,15 @@ class PrecomputeReport:
     done: int = 0
     skipped: int = 0
     failed: list[ImageEvent] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the whole run
+    startup_seconds: float = 0.0  # of which: starting workers, loading the model, reading the store
     backend: str = "in-process"
 
     @property
     def images_per_minute(self) -> float:
-        return 60.0 * self.done / self.seconds if self.seconds > 0 else 0.0
+        """Images computed per minute of work (start-up not counted)."""
+        work = self.seconds - self.startup_seconds
+        return 60.0 * self.done / work if work > 0 else 0.0
 
     @property
     def ok(self) -> bool:
@@ -62,8 +65,8 @@ class PrecomputeReport:
 
     def format(self) -> str:
         lines = [f"precompute: {self.total} images: {self.done} computed, {self.skipped} already stored, "
-                 f"{len(self.failed)} failed in {self.seconds:.1f} s ({self.images_per_minute:.1f} images/min, "
-                 f"{self.backend}) -> {self.store_path}"]
+                 f"{len(self.failed)} failed in {self.seconds:.1f} s ({self.startup_seconds:.1f} s start-up; "
+                 f"{self.images_per_minute:.1f} images/min, {self.backend}) -> {self.store_path}"]
         if self.failed:
             lines.append("failed images (run again to retry them):")
             lines += [f"  {e.image_id}: {e.error}" for e in self.failed]
@@ -90,6 +93,10 @@ class Precompute:
     ``scheduler`` (address of a running Dask scheduler) or ``client`` (a
     ``distributed.Client`` to reuse); none of them: in this process. ``model_threads`` is
     the model's thread count per Dask worker (default 1, so N workers use N cores).
+
+    ``workers=N`` spawns processes: a script that calls it needs the usual
+    ``if __name__ == "__main__":`` guard. Remote workers (``scheduler``) need xai-panel and
+    the same model weights installed; they get image bytes from this process, no files.
     """
 
     def __init__(self, data, *, store: ExplanationStore | str | os.PathLike | None = None,
@@ -177,7 +184,7 @@ class Precompute:
 
     # -- running -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[ImageEvent]:
-        t0 = time.perf_counter()
+        self._t0 = t0 = time.perf_counter()
         try:
             if self.workers is None and self.scheduler is None and self.client is None:
                 events = self._run_local()
@@ -203,6 +210,7 @@ class Precompute:
         self.request = self.request.with_model(model_id)
         stored = self.store.stored_images(self.request)
         self._memo = self.store.file_hashes(str(r.path) for r in self.records)
+        self.report.startup_seconds = time.perf_counter() - self._t0
         if self.on_start is not None:
             self.on_start(len(self.records) - self._count_known_done(stored))
         return stored
@@ -235,7 +243,7 @@ class Precompute:
             if client is None:
                 if self.workers is not None:
                     cluster = LocalCluster(n_workers=int(self.workers), threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.WARNING)
+                                           dashboard_address=None, silence_logs=logging.ERROR)
                     own_client = client = Client(cluster)
                 else:
                     own_client = client = Client(self.scheduler, timeout="30s")
@@ -301,12 +309,12 @@ def precompute(data, *, progress: bool | Callable[[ImageEvent], None] = True, **
             if callable(progress):
                 progress(event)
             if bar is not None:
-                if event.status == "skipped":
-                    if job.report.skipped > known:
-                        bar.total -= 1  # found stored only after hashing: not work to do
-                else:
-                    bar.update(1)
                 bar.set_postfix(failed=len(job.report.failed), stored_before=job.report.skipped, refresh=False)
+                if event.status != "skipped":
+                    bar.update(1)
+                elif job.report.skipped > known:
+                    bar.total -= 1  # found stored only after hashing: not work to do
+                    bar.refresh()
     finally:
         if bar is not None:
             bar.close()

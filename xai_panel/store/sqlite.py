@@ -398,7 +398,8 @@ class ExplanationStore:
             if base is None:
                 return None
             marks = ",".join("?" * len(keys))
-            rows = conn.execute(f"SELECT key, payload FROM results WHERE key IN ({marks})", list(keys)).fetchall()
+            rows = conn.execute(f"SELECT key, payload FROM results WHERE key IN ({marks})",
+                                list(keys)).fetchall() if keys else []
         found = sorted(((keys[k], bytes(p)) for k, p in rows), key=lambda r: wanted.index(r[0]))
         try:
             return decode_explanation(bytes(base[0]), found, request)
@@ -419,6 +420,8 @@ class ExplanationStore:
     def missing(self, image_hash: str, request: ExplainRequest) -> tuple[str, ...]:
         """The methods of ``request`` with no stored result for this image (no decoding)."""
         keys = {request.result_key(image_hash, m): m for m in request.methods}
+        if not keys:
+            return ()
         with self._read() as conn:
             marks = ",".join("?" * len(keys))
             have = {k for (k,) in conn.execute(f"SELECT key FROM results WHERE key IN ({marks})", list(keys))}

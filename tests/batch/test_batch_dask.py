@@ -1,0 +1,50 @@
+"""Precompute on a real Dask LocalCluster gives what the in-process run gives."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from batch_helpers import FAST
+
+from xai_panel.batch import precompute
+from xai_panel.data import image_hash, load_image
+from xai_panel.store import ExplainRequest, ExplanationStore
+
+distributed = pytest.importorskip("distributed")
+
+
+def test_two_workers_store_the_same_results_as_one_process(tmp_path, images):
+    local = ExplanationStore(tmp_path / "local.sqlite")
+    dask = ExplanationStore(tmp_path / "dask.sqlite")
+    (tmp_path / "images" / "n01443537_broken.JPEG").write_bytes(b"not an image")
+    precompute(tmp_path / "images", store=local, progress=False, **FAST)
+    report = precompute(tmp_path / "images", store=dask, progress=False, workers=2, **FAST)
+    assert report.done == 3 and [e.image_id for e in report.failed] == ["n01443537_broken.JPEG"]
+    assert "LocalCluster, 2 worker" in report.backend
+    request = ExplainRequest.create(report.model_id, **FAST)
+    for path in images:
+        h = image_hash(load_image(path))
+        a, b = local.get(h, request), dask.get(h, request)
+        assert a.top == b.top or [c.index for c in a.top] == [c.index for c in b.top]
+        for label in a.lime:
+            # ONNX Runtime with 1 thread (workers) vs 2 (here): equal up to float rounding.
+            np.testing.assert_allclose(a.lime[label].weights, b.lime[label].weights, atol=1e-5)
+    # The client wrote everything; a second run skips it all.
+    again = precompute(tmp_path / "images", store=dask, progress=False, **FAST)
+    assert (again.done, again.skipped) == (0, 3)
+
+
+def test_an_existing_client_is_used_and_workers_load_the_model_once(tmp_path, images):
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
+        report = precompute(tmp_path / "images", store=tmp_path / "s.sqlite", progress=False, client=client, **FAST)
+        assert report.done == 3
+        loaded = client.run(lambda: len(__import__("xai_panel.batch.tasks", fromlist=["_models"])._models))
+        assert list(loaded.values()) == [1]
+        # The model runs single-threaded on the worker: one worker per core.
+        threads = client.run(lambda: __import__("xai_panel.batch.tasks", fromlist=["_models"])
+                             ._models[("efficientnet_lite0", 1)]._runner.session.get_session_options()
+                             .intra_op_num_threads)
+        assert list(threads.values()) == [1]
