@@ -64,21 +64,9 @@ def worker_classifier(model: str, threads: int | None = None):
                 _limit_threads(threads)
             from ..models import load_classifier
 
-            classifier = load_classifier(model)
-            if threads:
-                _limit_onnx_threads(classifier, threads)
+            classifier = load_classifier(model, threads=threads)
             _models[key] = classifier
         return classifier
-
-
-def _limit_onnx_threads(classifier, threads: int) -> None:
-    # load_classifier gives ONNX Runtime one thread per core; with one worker per core that
-    # oversubscribes. Rebuild the session with ``threads`` (models/ has no option for it yet).
-    from ..models.onnx_backend import OnnxRunner
-
-    runner = getattr(classifier, "_runner", None)
-    if isinstance(runner, OnnxRunner):
-        classifier._runner = OnnxRunner(runner.path, threads=threads)
 
 
 def worker_model_id(model: str, threads: int | None = None) -> str:

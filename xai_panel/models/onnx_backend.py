@@ -64,7 +64,8 @@ def _export(module: torch.nn.Module, path: Path, size: int) -> None:
     os.replace(tmp, path)  # atomic: concurrent processes never see a half-written graph
 
 
-def build_onnx_runner(module: torch.nn.Module, model_id: str, size: int, probe: np.ndarray):
+def build_onnx_runner(module: torch.nn.Module, model_id: str, size: int, probe: np.ndarray,
+                      threads: int | None = None):
     """An ``OnnxRunner`` for ``module`` verified on ``probe`` (NCHW float32), or None on failure."""
     try:
         import onnxruntime  # noqa: F401
@@ -75,7 +76,7 @@ def build_onnx_runner(module: torch.nn.Module, model_id: str, size: int, probe: 
     try:
         if not path.exists():
             _export(module, path, size)
-        runner = OnnxRunner(path)
+        runner = OnnxRunner(path, threads=threads)
         with torch.inference_mode():
             expected = module.eval().cpu()(torch.from_numpy(probe)).float().numpy()
         got = runner(probe)

@@ -165,6 +165,7 @@ def load_classifier(
     backend: str = "auto",
     batch_size: int = 32,
     preprocessing: Preprocessing | None = None,
+    threads: int | None = None,
     cache: bool = True,
 ) -> Classifier:
     """Load a classifier.
@@ -173,7 +174,9 @@ def load_classifier(
     (``"resnet34"``...), a path to a TorchScript, ONNX or state-dict file (state dicts need
     ``weights=`` unused and ``name`` an architecture: pass ``name="resnet50", weights=PATH``),
     or a ``torch.nn.Module``. ``backend`` is ``"torch"``, ``"onnxruntime"`` or ``"auto"``
-    (ONNX Runtime on CPU, torch on GPU). Named models are loaded once per process.
+    (ONNX Runtime on CPU, torch on GPU). ``threads`` caps ONNX Runtime's intra-op threads
+    (default: one per core; batch workers sharing a machine pass 1). Named models are loaded
+    once per process.
     """
     if backend not in ("auto", "torch", "onnxruntime"):
         raise ValueError(f"backend must be 'auto', 'torch' or 'onnxruntime', got {backend!r}")
@@ -182,18 +185,18 @@ def load_classifier(
     device = resolve_device(device)
     key = None
     if cache and isinstance(name, (str, os.PathLike)):
-        key = (str(name), str(weights), tuple(class_names or ()), device, backend, batch_size, preprocessing)
+        key = (str(name), str(weights), tuple(class_names or ()), device, backend, batch_size, preprocessing, threads)
         with _cache_lock:
             if key in _cache:
                 return _cache[key]
-    classifier = _load(name, weights, class_names, device, backend, batch_size, preprocessing)
+    classifier = _load(name, weights, class_names, device, backend, batch_size, preprocessing, threads)
     if key is not None:
         with _cache_lock:
             classifier = _cache.setdefault(key, classifier)
     return classifier
 
 
-def _load(name, weights, class_names, device, backend, batch_size, preprocessing) -> Classifier:
+def _load(name, weights, class_names, device, backend, batch_size, preprocessing, threads) -> Classifier:
     path = Path(name) if isinstance(name, os.PathLike) or (isinstance(name, str) and os.sep in name or str(name).endswith((".pt", ".pth", ".onnx", ".ts"))) else None
     if isinstance(name, torch.nn.Module):
         module, model_id = name, f"{type(name).__name__}@{_module_digest(name)}"
@@ -203,7 +206,7 @@ def _load(name, weights, class_names, device, backend, batch_size, preprocessing
             raise ModelError(f"model file not found: {path}")
         names = list(class_names or _imagenet_classes())
         try:
-            runner = OnnxRunner(path)
+            runner = OnnxRunner(path, threads=threads)
         except Exception as exc:
             raise ModelError(f"{path.name} is not a usable ONNX model: {exc}") from None
         return Classifier(runner, names, model_id=f"{path.stem}@{_file_digest(path)}",
@@ -236,7 +239,7 @@ def _load(name, weights, class_names, device, backend, batch_size, preprocessing
     if backend == "onnxruntime" or (backend == "auto" and device == "cpu"):
         rng = np.random.default_rng(0)
         probe = prep.normalise(rng.integers(0, 256, (3, prep.crop_size, prep.crop_size, 3), dtype=np.uint8))
-        runner = build_onnx_runner(module, model_id, prep.crop_size, probe)
+        runner = build_onnx_runner(module, model_id, prep.crop_size, probe, threads=threads)
         if runner is not None:
             chosen, device = "onnxruntime", "cpu"
     if runner is None:
