@@ -158,7 +158,7 @@ class PerturbationEngine:
                 self.progress(self._method, start + len(chunk), total)
         self._probs = np.concatenate([self._probs, out]) if len(self._probs) else out
 
-    def record_passes(self, passes: int, model_seconds: float) -> None:
+    def charge(self, passes: int, model_seconds: float) -> None:
         """Count model passes made outside ``evaluate`` (e.g. shap's Partition explainer)."""
         self._tally.passes += int(passes)
         self._tally.samples += int(passes)

@@ -89,7 +89,7 @@ class ShapExplainer(Explainer):
     """Shapley values per superpixel (KernelSHAP) or per pixel (shap's Partition explainer)."""
 
     method = "shap"
-    estimator = param.Selector(default="pool", objects=["pool", "kernel", "partition"], doc=(
+    estimator = param.Selector(default="kernel", objects=["kernel", "pool", "partition"], doc=(
         "'pool': KernelSHAP regression on the shared coalition pool (no extra passes); "
         "'kernel': shap.KernelExplainer through the engine; "
         "'partition': shap's Partition explainer with a blur Image masker (pixel resolution)."))

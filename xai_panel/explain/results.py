@@ -112,7 +112,7 @@ class ShapResult:
     """Shapley values for one class: per superpixel, or per pixel (``heatmap``)."""
 
     label: int
-    values: np.ndarray  # (M,) per superpixel; for estimator "partition" the superpixel means
+    values: np.ndarray  # (M,) per superpixel; for estimator "partition" the heatmap summed per superpixel
     base_value: float  # f(all superpixels hidden)
     prediction: float  # f(x)
     estimator: str

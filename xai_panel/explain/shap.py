@@ -138,6 +138,11 @@ def shap_from_pool(
     most of pi's mass; the few extreme-size draws that occur get large weights. So for the
     same number of evaluations this estimator is noisier than sampling from pi (shap's
     own "kernel") -- in exchange it costs one forward pass (v(0)) instead of ``nsamples``.
+    Measured on three photos (EfficientNet-Lite0, quickshift, M = 36-40, top-5 classes),
+    against "kernel" with 4000 evaluations: a 1000-row pool gives mean Spearman 0.56-0.75
+    and relative L2 error 0.78-1.04; "kernel" with 500 evaluations 0.60-0.82 and 0.46-0.57;
+    a second 4000-evaluation kernel run 0.78-0.96 and 0.17-0.24 (the reference's own noise).
+    Use it as a free first look; use "kernel" when the values matter.
 
     Duplicate rows count as separate draws (Monte Carlo multiplicity). Rows with an
     invalid shape are rejected. Costs exactly one engine evaluation (the empty coalition,
@@ -227,21 +232,30 @@ def _kernel(engine: PerturbationEngine, labels: list[int], nsamples: int, seed: 
 # -- "partition": shap's Partition explainer with a blur masker -------------------------------
 
 
-def _charge(engine: PerturbationEngine, passes: int, model_seconds: float) -> None:
-    """Book model passes made outside ``engine.evaluate`` to the method being tracked.
+_MASKERS: dict[tuple, object] = {}
+_MASKERS_LOCK = threading.Lock()
 
-    Stopgap until the engine has a public way to do this: use ``engine.charge`` if it
-    exists, otherwise add to the engine's private tally that ``engine.track`` reads.
+
+def _blur_masker(shape: tuple[int, ...], blur: int):
+    """A fresh ``shap.maskers.Image`` blur masker, without rebuilding its partition tree.
+
+    Building the axis-aligned pixel hierarchy takes seconds for 224x224x3 and depends only
+    on the shape, so a prototype is kept per (shape, blur) and shallow-copied: the copy
+    shares the read-only tree but gets its own blur cache (shap keys that cache on
+    ``id(image)``, which must not leak between images or threads).
     """
-    charge = getattr(engine, "charge", None)
-    if callable(charge):
-        charge(passes, model_seconds)
-        return
-    tally = getattr(engine, "_tally", None)
-    if tally is not None:
-        tally.passes += passes
-        tally.samples += passes
-        tally.model_seconds += model_seconds
+    import copy
+
+    import shap
+
+    key = (tuple(shape), int(blur))
+    with _MASKERS_LOCK:
+        prototype = _MASKERS.get(key)
+        if prototype is None:
+            prototype = _MASKERS[key] = shap.maskers.Image(f"blur({blur},{blur})", tuple(shape))
+    masker = copy.copy(prototype)
+    masker.last_xid, masker._blur_value_cache = None, None
+    return masker
 
 
 def _partition(engine: PerturbationEngine, labels: list[int], nsamples: int, blur: int) -> dict[int, ShapResult]:
@@ -250,7 +264,7 @@ def _partition(engine: PerturbationEngine, labels: list[int], nsamples: int, blu
     Hidden pixels show ``cv2.blur(image, (blur, blur))``, so ``base_value`` is the
     prediction for the fully blurred image (not the superpixel fill the other estimators
     use). Model calls go straight to the classifier (shap builds the masked images); they
-    are counted here, image by image, and booked to the engine with ``_charge``.
+    are counted here, image by image, and booked to the engine with ``engine.charge``.
     Deterministic: the Partition explainer draws no random numbers.
     """
     import shap
@@ -274,13 +288,13 @@ def _partition(engine: PerturbationEngine, labels: list[int], nsamples: int, blu
             engine.progress("shap", min(count["passes"], nsamples), nsamples)
         return out
 
-    masker = shap.maskers.Image(f"blur({blur},{blur})", image.shape)
+    masker = _blur_masker(image.shape, blur)
     explainer = shap.Explainer(model, masker, algorithm="partition", output_names=list(classifier.class_names))
     try:
         explanation = explainer(image[None], max_evals=nsamples, batch_size=engine.batch_size,
                                 outputs=np.asarray(labels), silent=True)
     finally:
-        _charge(engine, count["passes"], count["seconds"])
+        engine.charge(count["passes"], count["seconds"])
     pixel_values = np.asarray(explanation.values[0], np.float64)  # (H, W, 3, L)
     heatmaps = pixel_values.sum(axis=2)  # (H, W, L)
     base = np.asarray(explanation.base_values, np.float64).reshape(-1)
