@@ -7,14 +7,14 @@ import threading
 import numpy as np
 import pytest
 
-from xai_panel.explain import explain as _explain
+import xai_panel as xp
 from xai_panel.explain import Cancelled, LimeExplainer, segment
 
 FAST = {"lime": {"num_samples": 150}}
 
 
 def test_top_k_matches_the_classifier_and_costs_are_reported(classifier, chelsea):
-    res = _explain(chelsea, classifier, methods=("lime",), settings=FAST)
+    res = xp.explain(chelsea, classifier, methods=("lime",), settings=FAST)
     assert [c.index for c in res.top] == [c.index for c in classifier.top_k(chelsea, 5)]
     assert res.image.shape == (224, 224, 3)
     assert set(res.lime) == set(res.labels)
@@ -24,9 +24,9 @@ def test_top_k_matches_the_classifier_and_costs_are_reported(classifier, chelsea
 
 
 def test_same_seed_same_result_different_seed_differs(classifier, chelsea):
-    a = _explain(chelsea, classifier, methods=("lime",), seed=3, settings=FAST)
-    b = _explain(chelsea, classifier, methods=("lime",), seed=3, settings=FAST)
-    c = _explain(chelsea, classifier, methods=("lime",), seed=4, settings=FAST)
+    a = xp.explain(chelsea, classifier, methods=("lime",), seed=3, settings=FAST)
+    b = xp.explain(chelsea, classifier, methods=("lime",), seed=3, settings=FAST)
+    c = xp.explain(chelsea, classifier, methods=("lime",), seed=4, settings=FAST)
     top = a.top[0].index
     np.testing.assert_array_equal(a.segmentation.labels, b.segmentation.labels)
     np.testing.assert_array_equal(a.lime[top].weights, b.lime[top].weights)
@@ -36,7 +36,7 @@ def test_same_seed_same_result_different_seed_differs(classifier, chelsea):
 def test_progressive_callback_and_reused_segmentation(classifier, chelsea):
     seg = segment(classifier.prepare(chelsea), "grid", rows=4, cols=4)
     seen = []
-    res = _explain(chelsea, classifier, methods=("lime",), settings=FAST, segments=seg,
+    res = xp.explain(chelsea, classifier, methods=("lime",), settings=FAST, segments=seg,
                      on_method=lambda partial: seen.append(partial.methods))
     assert seen == [(), ("lime",)]
     assert res.segmentation is seg and res.lime[res.labels[0]].weights.shape == (16,)
@@ -46,7 +46,7 @@ def test_cancel_raises_cancelled(classifier, chelsea):
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
-        _explain(chelsea, classifier, methods=("lime",), settings=FAST, cancel=cancel)
+        xp.explain(chelsea, classifier, methods=("lime",), settings=FAST, cancel=cancel)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -60,7 +60,7 @@ def test_cancel_raises_cancelled(classifier, chelsea):
 ])
 def test_bad_arguments_get_clear_messages(classifier, chelsea, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        _explain(chelsea, classifier, **{"methods": ("lime",), **kwargs})
+        xp.explain(chelsea, classifier, **{"methods": ("lime",), **kwargs})
 
 
 def test_param_explainer_writes_read_only_outputs(classifier, chelsea):

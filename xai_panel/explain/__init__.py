@@ -1,5 +1,8 @@
 """The explanation engine: segmentation, shared perturbations, LIME, Anchors, SHAP, stability."""
 
+import sys as _sys
+import types as _types
+
 from .api import METHODS, explain
 from .engine import Cancelled, PerturbationEngine, fill_image, uniform_coalitions
 from .explainers import EXPLAINERS, AnchorExplainer, Explainer, LimeExplainer, ShapExplainer, make_explainer
@@ -14,3 +17,16 @@ __all__ = [
     "AnchorResult", "ClassScore", "Explanation", "LimeResult", "MethodCost", "Segmentation", "ShapResult",
     "paint", "ALGORITHMS", "segment", "explain_shap", "MethodStability", "StabilityReport", "stability",
 ]
+
+
+class _CallableModule(_types.ModuleType):
+    """``xai_panel.explain(...)`` is the public entry point, yet ``xai_panel.explain`` is also
+    this subpackage: importing any submodule rebinds the package attribute to the module.
+    Making the module callable keeps both spellings working. (Renaming the subpackage is the
+    cleaner fix; noted for the next release.)"""
+
+    def __call__(self, *args, **kwargs):
+        return explain(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule
