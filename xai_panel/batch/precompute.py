@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
 from ..store.keys import ExplainRequest
-from ..store.sqlite import ExplanationStore
+from ..store.sqlite import ExplanationStore, StoreError
 from .tasks import ImageTask, TaskOutcome, explain_image, run_task, worker_model_id
 
 __all__ = ["ImageEvent", "Precompute", "PrecomputeReport", "precompute", "resolve_dataset"]
@@ -170,7 +170,10 @@ class Precompute:
                 yield record, (None if read_bytes else image), task
         finally:
             if fresh:
-                self.store.remember_file_hashes(fresh)
+                try:  # only a shortcut for the next run: never worth a second lock wait
+                    self.store.remember_file_hashes(fresh)
+                except StoreError:
+                    pass
 
     def _count_known_done(self, stored: dict[str, frozenset]) -> int:
         wanted = set(self.request.methods)

@@ -62,6 +62,8 @@ def explain(
     if unknown:
         raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
     explainers = {m: make_explainer(m, settings.get(m)) for m in methods}
+    for m in set(settings) - set(methods):  # checked too: a typo must not pass silently
+        make_explainer(m, settings[m])
     if not 1 <= int(top_k) <= min(classifier.num_classes, 20):
         raise ValueError(f"top_k must be between 1 and {min(classifier.num_classes, 20)}, got {top_k}")
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:

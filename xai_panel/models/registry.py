@@ -71,10 +71,11 @@ def _load_state_dict(path: Path) -> dict:
         raise ModelError(f"model file not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False: exactly what must not be done here.
         raise ModelError(
             f"refused to load {path.name}: it is a pickle holding more than tensors (it could run "
-            f"code). Save a state dict (torch.save(model.state_dict(), ...)) or TorchScript instead. ({exc})"
+            f"code). Save a state dict (torch.save(model.state_dict(), ...)) or TorchScript instead."
         ) from None
     except Exception as exc:
         raise ModelError(f"{path.name} is not a PyTorch weights file: {exc}") from None
@@ -247,7 +248,12 @@ def _load(name, weights, class_names, device, backend, batch_size, preprocessing
     classifier = Classifier(runner, names, model_id=model_id, preprocessing=prep,
                             batch_size=batch_size, device=device, backend=chosen)
     # Fail at load time, not mid-explanation, if the output does not match the class list.
-    classifier.predict_proba(np.zeros((1, prep.crop_size, prep.crop_size, 3), np.uint8))
+    try:
+        classifier.predict_proba(np.zeros((1, prep.crop_size, prep.crop_size, 3), np.uint8))
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"model {model_id!r} failed on a test input: {exc}") from None
     classifier._counters.forward_passes = 0
     classifier._counters.model_seconds = 0.0
     return classifier

@@ -208,7 +208,7 @@ class ExplanationStore:
         low = text.lower()
         if "locked" in low or "busy" in low:
             return StoreLockedError(
-                f"{self.path} is locked by another process; gave up {doing} after waiting {self.timeout:g} s "
+                f"{self.path} is locked by another process; gave up ({doing} it) after waiting {self.timeout:g} s "
                 f"({text}). Wait for the other writer to finish or raise the timeout.")
         if "full" in low:
             cap = f" or the store's cap of {self.max_bytes:,} bytes" if self.max_bytes else ""
