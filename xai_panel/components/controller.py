@@ -11,27 +11,71 @@ never overwrite the new one.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, Callable
 
 import panel as pn
 from panel.io.state import set_curdoc
 
-__all__ = ["Job", "JobRunner", "executor", "foreground", "wait_for_foreground_idle"]
+__all__ = ["DaemonPool", "Job", "JobRunner", "executor", "foreground", "wait_for_foreground_idle", "classifier"]
 
-_executor: ThreadPoolExecutor | None = None
+class DaemonPool:
+    """A small thread pool whose threads never keep the process alive.
+
+    ``concurrent.futures.ThreadPoolExecutor`` joins its threads at exit, so a server asked
+    to stop would first finish every explanation still running; these threads are daemons.
+    """
+
+    def __init__(self, workers: int = 4, name: str = "xai-panel"):
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        for i in range(workers):
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
+
+    def submit(self, fn: Callable, *args, **kwargs) -> Future:
+        future: Future = Future()
+        self._tasks.put((future, fn, args, kwargs))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn, args, kwargs = self._tasks.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+_executor: DaemonPool | None = None
 _executor_lock = threading.Lock()
 
 
-def executor() -> ThreadPoolExecutor:
+def executor() -> DaemonPool:
     """The process-wide pool every component submits its work to."""
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="xai-panel")
+            _executor = DaemonPool(workers=4)
         return _executor
+
+
+_model_lock = threading.Lock()
+
+
+def classifier(name: str):
+    """``load_classifier(name)``, one load at a time: each model is built once per process.
+
+    Two sessions (or a session and the gallery's predictions) asking for the same model at
+    the same moment would otherwise both build it, and the ONNX export is not thread-safe.
+    """
+    from ..models import load_classifier
+
+    with _model_lock:
+        return load_classifier(name)
 
 
 class _Foreground:

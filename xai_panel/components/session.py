@@ -23,10 +23,10 @@ from ..data import ImageError, ImageRecord, image_hash, load_image
 from ..explain.api import METHODS, explain
 from ..explain.engine import Cancelled
 from ..explain.results import ClassScore, Explanation
-from ..models import ModelError, load_classifier
+from ..models import ModelError
 from ..models.classifier import top_k_of
 from .cache import ExplanationCache, default_cache, explanation_key
-from .controller import Job, JobRunner
+from .controller import Job, JobRunner, classifier as load_model
 from .settings import ExplainerSettings
 
 __all__ = ["ExplanationSession", "STATUSES", "DEFAULT_MODEL"]
@@ -107,9 +107,13 @@ class ExplanationSession(pn.viewable.Viewer):
                       running="", progress=0.0, pending=[], method_errors={}, error="", from_cache=False, timings={})
             return
         request = dict(self.settings.request, top_k=int(self.top_k))
+        # Snapshots of the explainers (custom subclasses included): later edits of the
+        # settings must not change a computation that is already running.
+        explainers = {m: self.settings.explainer(m) for m in request["methods"]}
         self._set(status="loading", error="", running="", progress=0.0, from_cache=False,
                   pending=list(request["methods"]), method_errors={})
-        self._runner.start(self._work, self.source, self.source_name or _describe(self.source), self.model, request)
+        self._runner.start(self._work, self.source, self.source_name or _describe(self.source), self.model, request,
+                           explainers)
 
     def cancel(self) -> None:
         """Stop the running job (its partial results stay)."""
@@ -124,7 +128,8 @@ class ExplanationSession(pn.viewable.Viewer):
 
     @property
     def classifier(self):
-        return load_classifier(self.model)
+        """The session's classifier (loaded once per process)."""
+        return load_model(self.model)
 
     # -- the job -------------------------------------------------------------------------
     def _set(self, **values) -> None:
@@ -134,7 +139,7 @@ class ExplanationSession(pn.viewable.Viewer):
     def _publish(self, job: Job, **values) -> None:
         self._runner.publish(job, lambda: self._set(**values))
 
-    def _work(self, job: Job, source, name: str, model: str, request: dict) -> None:
+    def _work(self, job: Job, source, name: str, model: str, request: dict, explainers: dict) -> None:
         timings: dict[str, float] = {}
         try:
             image = _decode(source)
@@ -142,7 +147,7 @@ class ExplanationSession(pn.viewable.Viewer):
             self._publish(job, status="error", error=str(exc), image=None, top=[], explanation=None, pending=[])
             return
         try:
-            classifier = load_classifier(model)
+            classifier = load_model(model)
         except (ModelError, ValueError, OSError) as exc:
             self._publish(job, status="error", error=f"model {model!r} could not be loaded: {exc}", pending=[])
             return
@@ -165,7 +170,7 @@ class ExplanationSession(pn.viewable.Viewer):
                       pending=methods, timings=dict(timings))
         if not methods:
             return
-        result, errors = self._explain(job, view, classifier, request, methods, timings)
+        result, errors = self._explain(job, view, classifier, request, explainers, timings)
         if not self._runner.is_current(job):
             return
         timings["done"] = job.elapsed()
@@ -174,8 +179,9 @@ class ExplanationSession(pn.viewable.Viewer):
         self._publish(job, explanation=result, status="done", pending=[], running="", progress=1.0,
                       method_errors=errors, timings=dict(timings))
 
-    def _explain(self, job: Job, view, classifier, request: dict, methods: list[str], timings: dict):
+    def _explain(self, job: Job, view, classifier, request: dict, explainers: dict, timings: dict):
         """Run the methods; a failing method is reported and the others still run."""
+        methods = list(explainers)
         errors: dict[str, str] = {}
         done: dict[str, Explanation] = {}
         last = [0.0]
@@ -201,7 +207,7 @@ class ExplanationSession(pn.viewable.Viewer):
             try:
                 explain(view, classifier, methods=todo, top_k=int(request["top_k"]), seed=int(request["seed"]),
                         segmentation=request["segmentation"], segmentation_params=request["segmentation_params"],
-                        fill=request["fill"], settings={m: request["settings"][m] for m in todo},
+                        fill=request["fill"], settings={m: explainers[m] for m in todo},
                         progress=progress, cancel=job.cancel, on_method=on_method)
                 break
             except Cancelled:
@@ -234,7 +240,7 @@ class ExplanationSession(pn.viewable.Viewer):
             pn.pane.Markdown(pn.bind(self._status_text, self.param.status, self.param.running,
                                      self.param.image_name, self.param.error, self.param.from_cache,
                                      self.param.timings), margin=(0, 5)),
-            pn.indicators.Progress(value=self.param.progress.rx() * 100, max=100, height=8,
+            pn.indicators.Progress(value=(self.param.progress.rx() * 100).rx.pipe(int), max=100, height=8,
                                    sizing_mode="stretch_width", bar_color="primary",
                                    visible=self.param.status.rx() == "explaining"),
             sizing_mode="stretch_width",

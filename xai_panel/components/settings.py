@@ -13,7 +13,7 @@ import param
 
 from ..explain.api import METHODS
 from ..explain.engine import FILLS
-from ..explain.explainers import AnchorExplainer, LimeExplainer, ShapExplainer
+from ..explain.explainers import AnchorExplainer, LimeExplainer, ShapExplainer, make_explainer
 from ..explain.segmentation import ALGORITHMS, DEFAULTS
 
 __all__ = ["ExplainerSettings", "FAST_SETTINGS"]
@@ -66,23 +66,54 @@ class ExplainerSettings(pn.viewable.Viewer):
 
     def __init__(self, settings: dict | None = None, **params):
         """``settings`` maps a method to its parameters, as for ``xai_panel.explain``."""
-        params.setdefault("lime", LimeExplainer(**dict((settings or {}).get("lime", {}))))
-        params.setdefault("anchors", AnchorExplainer(**dict((settings or {}).get("anchors", {}))))
-        params.setdefault("shap", ShapExplainer(**dict((settings or {}).get("shap", {}))))
         unknown = set(settings or {}) - set(METHODS)
         if unknown:
             raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
+        for method in METHODS:  # make_explainer names the settings a method has when one is wrong
+            params.setdefault(method, make_explainer(method, dict((settings or {}).get(method, {}))))
         super().__init__(**params)
+        self._watchers: dict = {}
+        self._watch_explainers()
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ExplainerSettings":
+        """From plain data: method names map to their settings, other keys are parameters
+        (``{"methods": ["lime"], "segmentation": "slic", "lime": {"num_samples": 300}}``)."""
+        values = dict(values)
+        per_method = {m: values.pop(m) for m in METHODS if m in values}
+        unknown = set(values) - set(cls.param) - {"name"} | set(values) & {"request", "lime", "anchors", "shap"}
+        if unknown:
+            raise ValueError(f"unknown setting(s) {sorted(unknown)}")
+        return cls(settings=per_method, **values)
+
+    @param.depends("lime", "anchors", "shap", watch=True)
+    def _watch_explainers(self) -> None:
         for method in METHODS:
             explainer = getattr(self, method)
-            explainer.param.watch(self._update_request, list(explainer.settings()))
+            old = self._watchers.get(method)
+            if old is not None and old[0] is explainer:
+                continue
+            if old is not None:
+                old[0].param.unwatch(old[1])
+            self._watchers[method] = (explainer, explainer.param.watch(self._update_request, list(explainer.settings())))
         self._update_request()
 
     @param.depends("methods", "segmentation", "kernel_size", "max_dist", "n_segments", "compactness", "scale",
                    "grid_size", "fill", "seed", watch=True)
     def _update_request(self, *events) -> None:
+        request = self.explain_kwargs()
+        stock = {"lime": LimeExplainer, "anchors": AnchorExplainer, "shap": ShapExplainer}
+        custom = {m: f"{type(getattr(self, m)).__module__}.{type(getattr(self, m)).__qualname__}"
+                  for m in request["methods"] if type(getattr(self, m)) is not stock[m]}
+        if custom:  # a custom explainer class must not share cache entries with the stock one
+            request["explainer_classes"] = custom
         with param.edit_constant(self):
-            self.request = self.explain_kwargs()
+            self.request = request
+
+    def explainer(self, method: str):
+        """A fresh copy of ``method``'s explainer (same class, same settings)."""
+        explainer = getattr(self, method)
+        return type(explainer)(**explainer.settings())
 
     def segmentation_params(self) -> dict:
         params = {}
@@ -117,7 +148,10 @@ class ExplainerSettings(pn.viewable.Viewer):
         shared = pn.Param(self, parameters=["fill", "seed"], show_name=False,
                           widgets={"seed": pn.widgets.IntInput})
         per_method = [
-            pn.Card(pn.Param(getattr(self, m), parameters=self._method_widgets[m], show_name=False),
+            pn.Card(pn.Param(getattr(self, m), parameters=self._method_widgets[m], show_name=False,
+                             widgets={"max_anchor_size": {"type": pn.widgets.IntInput, "placeholder": "no limit"},
+                                      "num_samples": {"type": pn.widgets.IntInput, "step": 100},
+                                      "nsamples": {"type": pn.widgets.IntInput, "step": 100}}),
                     title={"lime": "LIME", "anchors": "Anchors", "shap": "SHAP"}[m], collapsed=m != "lime",
                     sizing_mode="stretch_width", margin=(4, 0))
             for m in METHODS

@@ -33,7 +33,7 @@ import numpy as np
 from .engine import PerturbationEngine
 from .results import AnchorResult
 
-__all__ = ["explain_anchors", "TOP1", "TOPK"]
+__all__ = ["explain_anchors", "class_ranks", "TOP1", "TOPK"]
 
 TOP1, TOPK = "top-1", "top-k"
 _COVERAGE_STREAM = 0x0C0FE  # seeds the coverage set apart from the sampling stream
@@ -77,7 +77,7 @@ class _RowStore:
         self.rows = np.zeros((0, m), bool)
         self.strata = np.zeros(0, np.int32)
         self.ranks = np.zeros((0, len(self.labels)), np.int32)
-        self._stratum_masks: list[np.ndarray] = [np.zeros(m, bool)]
+        self._stratum_masks = np.zeros((1, m), bool)  # stratum s forces _stratum_masks[s] on
         self._stratum_ids: dict[bytes, int] = {self._stratum_masks[0].tobytes(): 0}
         self.fresh = 0
         if pool is not None:
@@ -90,7 +90,8 @@ class _RowStore:
 
     def _append(self, rows: np.ndarray, stratum: int, ranks: np.ndarray) -> np.ndarray:
         start = len(self.rows)
-        self.rows = np.concatenate([self.rows, rows])
+        # column-major: eligible() reads whole superpixel columns
+        self.rows = np.asfortranarray(np.concatenate([self.rows, rows]))
         self.strata = np.concatenate([self.strata, np.full(len(rows), stratum, np.int32)])
         self.ranks = np.concatenate([self.ranks, ranks])
         return np.arange(start, len(self.rows))
@@ -99,17 +100,17 @@ class _RowStore:
         key = mask.tobytes()
         if key not in self._stratum_ids:
             self._stratum_ids[key] = len(self._stratum_masks)
-            self._stratum_masks.append(mask.copy())
+            self._stratum_masks = np.concatenate([self._stratum_masks, mask[None]])
         return self._stratum_ids[key]
 
     def eligible(self, anchor: tuple[int, ...]) -> np.ndarray:
         """Ids (in drawing order) of rows that are samples of 'anchor kept, rest random'."""
         mask = np.zeros(self.rows.shape[1], bool)
         mask[list(anchor)] = True
-        ok_strata = [i for i, f in enumerate(self._stratum_masks) if not np.any(f & ~mask)]
-        keep = np.isin(self.strata, ok_strata)
-        if anchor:
-            keep &= self.rows[:, list(anchor)].all(axis=1)
+        ok_strata = ~(self._stratum_masks & ~mask).any(axis=1)  # forced set within the anchor
+        keep = ok_strata[self.strata]
+        for f in anchor:
+            keep &= self.rows[:, f]
         return np.flatnonzero(keep)
 
     def draw(self, anchor: tuple[int, ...], n: int) -> np.ndarray:
@@ -170,7 +171,9 @@ class _CoalitionSampler:
             return [data]
         ids = self.store.eligible(features)
         if len(ids):
-            ids = ids[~np.isin(ids, list(self.counted(features)))][:num_samples]
+            seen = np.zeros(len(self.store.rows), bool)
+            seen[list(self.counted(features))] = True
+            ids = ids[~seen[ids]][:num_samples]
         if len(ids) < num_samples:
             ids = np.concatenate([ids, self.store.draw(features, num_samples - len(ids))])
         self.handed.extend(int(i) for i in ids)

@@ -1,0 +1,101 @@
+"""Serve the real dashboards with ``panel serve`` and drive Debian's Chromium through Playwright."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+QUICK_SETTINGS = {
+    # A 3x3 grid keeps the Anchor search small; the budgets keep a full explanation to seconds.
+    "segmentation": "grid", "grid_size": 3,
+    "lime": {"num_samples": 60}, "anchors": {"batch_size": 20, "coverage_samples": 200}, "shap": {"estimator": "pool"},
+}
+BOKEH_TITLES = """() => {
+  const titles = [];
+  for (const doc of Bokeh.documents)
+    for (const m of doc._all_models.values())
+      if (m.title && typeof m.title === "object" && "text" in m.title && m.renderers) titles.push(m.title.text);
+  return titles;
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(tmp_path: Path, env_extra: dict | None = None, timeout: float = 240) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "XAI_PANEL_CACHE": str(tmp_path / "cache"), "XAI_PANEL_SETTINGS": json.dumps(QUICK_SETTINGS),
+           **(env_extra or {})}
+    cmd = [sys.executable, "-m", "panel", "serve", str(REPO / "dashboards" / "gallery.py"),
+           str(REPO / "dashboards" / "explorer.py"), "--port", str(port), "--address", "127.0.0.1",
+           f"--allow-websocket-origin=127.0.0.1:{port}",
+           "--setup", str(REPO / "xai_panel" / "components" / "warmup.py")]
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"panel serve exited early:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/gallery", timeout=60) as response:
+                if response.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("panel serve did not answer in time")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proc, url = start_server(tmp_path_factory.mktemp("server"))
+    yield url
+    stop_server(proc)
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1600, "height": 2400})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

@@ -1,0 +1,52 @@
+"""What the dashboards share: configuration from the environment, the URL state, serve's command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from xai_panel.components import ALL, Gallery
+from xai_panel.components.app import UrlState, configured_dataset, configured_settings
+from xai_panel.data import open_dataset
+
+
+def test_the_url_selects_an_image_and_label_and_refuses_bad_values(folder):
+    gallery = Gallery(dataset=open_dataset(folder), predict=False)
+    state = UrlState(gallery=gallery)
+    assert state.apply(image="coffee/c.png") == []
+    assert gallery.selected == "coffee/c.png" and gallery.label == "coffee"
+    problems = state.apply(group="colour", label="dogs", image="../../etc/passwd")
+    assert len(problems) == 3 and gallery.selected == "coffee/c.png" and gallery.label == "coffee"
+    assert state.apply(label=ALL, group="prediction") == []
+    assert gallery.group_by == "prediction"
+
+
+def test_data_and_settings_come_from_the_environment(monkeypatch, folder, tmp_path):
+    monkeypatch.setenv("XAI_PANEL_DATA", str(folder))
+    dataset, problem = configured_dataset()
+    assert problem == "" and len(dataset) == 5
+    monkeypatch.setenv("XAI_PANEL_DATA", str(tmp_path / "nowhere"))
+    dataset, problem = configured_dataset()
+    assert dataset.name == "demo" and "does not exist" in problem
+    monkeypatch.setenv("XAI_PANEL_SETTINGS", '{"lime": {"num_samples": 50}, "methods": ["lime"]}')
+    assert configured_settings({}) == ({"lime": {"num_samples": 50}, "methods": ["lime"]}, "")
+    monkeypatch.setenv("XAI_PANEL_SETTINGS", '{"lime": {"num_samples": 1}}')
+    settings, problem = configured_settings({"lime": {"num_samples": 400}})
+    assert settings == {"lime": {"num_samples": 400}} and "ignored" in problem
+
+
+def test_serve_runs_panel_with_both_dashboards():
+    from xai_panel.serve import dashboard_paths, panel_serve_args
+
+    args = panel_serve_args(port=5123, address="127.0.0.1", show=True, extra=["--", "--num-procs", "1"])
+    assert args[0] == "serve" and [str(p) for p in dashboard_paths()] == args[1:3]
+    assert "--allow-websocket-origin=127.0.0.1:5123" in args and "--show" in args
+    assert args[-2:] == ["--num-procs", "1"]
+    with pytest.raises(ValueError):
+        panel_serve_args(port=70000)
+
+
+def test_serve_refuses_a_missing_data_folder(tmp_path):
+    from xai_panel.serve import serve
+
+    with pytest.raises(FileNotFoundError):
+        serve(data=tmp_path / "missing", port=0)

@@ -1,0 +1,55 @@
+"""The per-process explanation cache and its keys."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from xai_panel.components.cache import ExplanationCache, MemoryCache, explanation_key
+
+
+def test_keys_are_stable_and_change_with_every_input():
+    request = {"methods": ["lime"], "seed": 0, "settings": {"lime": {"num_samples": 100, "kernel_width": 0.25}}}
+    same = {"settings": {"lime": {"kernel_width": 0.25, "num_samples": 100.0}}, "seed": 0, "methods": ["lime"]}
+    key = explanation_key("abc", "model@1", request)
+    assert key == explanation_key("abc", "model@1", same)  # key order and 100 vs 100.0 do not matter
+    assert len(key) == 64
+    assert key != explanation_key("abd", "model@1", request)
+    assert key != explanation_key("abc", "model@2", request)
+    assert key != explanation_key("abc", "model@1", {**request, "seed": 1})
+
+
+def test_memory_cache_is_an_lru(lime_shap):
+    cache = MemoryCache(max_items=2)
+    assert isinstance(cache, ExplanationCache)
+    cache.put("a", lime_shap)
+    cache.put("b", lime_shap)
+    assert cache.get("a") is lime_shap  # "a" is now the most recent
+    cache.put("c", lime_shap)
+    assert "b" not in cache and "a" in cache and "c" in cache
+    assert cache.get("b") is None
+    assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_memory_cache_refuses_non_explanations_and_bad_sizes():
+    with pytest.raises(ValueError):
+        MemoryCache(max_items=0)
+    with pytest.raises(TypeError):
+        MemoryCache().put("k", {"not": "an explanation"})
+
+
+def test_memory_cache_is_thread_safe(lime_shap):
+    cache = MemoryCache(max_items=50)
+
+    def work(offset):
+        for i in range(200):
+            cache.put(f"{offset}-{i % 60}", lime_shap)
+            cache.get(f"{offset}-{(i * 7) % 60}")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(cache) == 50

@@ -1,0 +1,97 @@
+"""The gallery: labels with counts, filtering, pages, predictions, safe selection."""
+
+from __future__ import annotations
+
+import pytest
+
+from xai_panel.components import ALL, UNLABELLED, Gallery
+from xai_panel.components.thumbnails import PLACEHOLDER
+from xai_panel.data import open_dataset
+
+from .conftest import wait_until
+
+
+@pytest.fixture
+def gallery(folder):
+    g = Gallery(dataset=open_dataset(folder), page_size=4)
+    g.wait()
+    return g
+
+
+def test_labels_are_counted_per_true_label(gallery):
+    assert gallery.labels == {"cats": 3, "coffee": 1, UNLABELLED: 1}
+    assert gallery.label == ALL and len(gallery.records) == 5 and gallery.page_count == 2
+    options = gallery._label_options(gallery.labels, "", "label", 0)
+    assert list(options) == ["All images (5)", "cats (3)", "coffee (1)", f"{UNLABELLED} (1)"]
+    assert list(gallery._label_options(gallery.labels, "CAT", "label", 0).values()) == [ALL, "cats"]
+
+
+def test_a_label_filters_the_thumbnails_and_pages_split_them(gallery):
+    first_page = [item["id"] for item in gallery._grid.items]
+    assert len(first_page) == 4
+    gallery.page = 2
+    gallery.wait()
+    assert [item["id"] for item in gallery._grid.items] == gallery.records[4:]
+    gallery.label = "cats"
+    gallery.wait()
+    assert gallery.page == 1 and gallery.page_count == 1
+    assert sorted(item["id"] for item in gallery._grid.items) == ["cats/a.png", "cats/b.jpg", "cats/broken.jpg"]
+    gallery.label = UNLABELLED
+    gallery.wait()
+    assert [item["id"] for item in gallery._grid.items] == ["loose.png"]
+
+
+def test_thumbnails_are_small_images_made_once(gallery, folder):
+    items = {item["id"]: item for item in gallery._grid.items}
+    assert items["cats/a.png"]["src"].startswith("data:image/jpeg;base64,")
+    assert len(items["cats/a.png"]["src"]) < 20_000
+    assert items["cats/broken.jpg"]["src"] == PLACEHOLDER
+    cached = list(gallery_store_folder(gallery).glob("*.jpg"))
+    assert len(cached) >= 3  # written to the cache folder, reused by the next session
+
+
+def gallery_store_folder(gallery):
+    from xai_panel.components.gallery import _store
+
+    return _store(gallery.thumbnail_size).folder
+
+
+def test_clicking_a_card_selects_it(gallery):
+    gallery._grid._handle_msg({"id": "coffee/c.png"})
+    assert gallery.selected == "coffee/c.png"
+    assert gallery.selected_record.label_name == "coffee"
+    assert gallery._grid.selected == "coffee/c.png"
+    with pytest.raises(TypeError):
+        gallery.selected = "cats/a.png"  # an output
+
+
+@pytest.mark.parametrize("bad", ["../secret.png", "/etc/passwd", "cats/../coffee/c.png", "missing.png", ""])
+def test_unsafe_or_unknown_ids_are_refused(gallery, bad):
+    with pytest.raises((ValueError, KeyError)):
+        gallery.select(bad)
+    assert gallery.selected == ""
+    gallery._grid._handle_msg({"id": bad})  # from the page: a message, no crash
+    assert gallery.selected == ""
+
+
+def test_unknown_labels_are_refused_with_a_message(gallery):
+    gallery.show_label("dogs")
+    assert gallery.label == ALL and "dogs" in gallery.message
+
+
+def test_predictions_mark_cards_and_group_by_predicted_class(folder, classifier):
+    gallery = Gallery(dataset=open_dataset(folder), page_size=8)
+    gallery.wait_predictions(timeout=300)
+    assert gallery.predicted == 4  # the broken file cannot be predicted
+    wait_until(lambda: all(item["status"] != "pending" for item in gallery._grid.items
+                           if item["id"] != "cats/broken.jpg"))
+    cards = {item["id"]: item for item in gallery._grid.items}
+    cat_top1 = classifier.top_k(open_dataset(folder).get("cats/a.png").load(), 1)[0]
+    assert cards["cats/a.png"]["badge"] == cat_top1.name
+    assert cards["cats/a.png"]["status"] == "mismatch"  # "cats" is no ImageNet class name
+    assert cards["loose.png"]["status"] == "unknown"  # no true label to compare with
+    gallery.group_by = "prediction"
+    assert sum(gallery.labels.values()) == 4 and cat_top1.name in gallery.labels
+    assert gallery.labels[cat_top1.name] >= 2
+    gallery.label = cat_top1.name
+    assert {"cats/a.png", "cats/b.jpg"} <= set(gallery.records)

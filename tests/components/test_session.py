@@ -1,0 +1,128 @@
+"""ExplanationSession: top classes at once, methods progressively, cancellation, cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xai_panel.components import ExplainerSettings, ExplanationSession, MemoryCache
+from xai_panel.explain import ShapExplainer
+
+from .conftest import QUICK
+
+
+def quick_session(**params) -> ExplanationSession:
+    settings = ExplainerSettings(settings=QUICK, methods=["lime", "shap"], segmentation="slic")
+    return ExplanationSession(settings=settings, cache=MemoryCache(), **params)
+
+
+def record(session, names=("status", "top", "explanation", "pending", "image_name")):
+    events = []
+    session.param.watch(lambda *es: events.extend((e.name, e.new) for e in es), list(names))
+    return events
+
+
+def test_top_classes_come_first_then_each_method(photos, classifier):
+    session = quick_session()
+    events = record(session)
+    session.source = photos["chelsea"]
+    session.wait()
+    assert session.status == "done" and session.error == "" and session.pending == []
+    expected = classifier.top_k(photos["chelsea"], 5)
+    assert [c.index for c in session.top] == [c.index for c in expected]
+    # The top classes are published before any explanation, then LIME, then SHAP.
+    tops = [i for i, (name, value) in enumerate(events) if name == "top" and value]
+    methods_seen = [value.methods for name, value in events if name == "explanation" and value is not None]
+    first_with_lime = next(i for i, (n, v) in enumerate(events) if n == "explanation" and v is not None and v.methods)
+    assert tops and tops[0] < first_with_lime
+    assert ("lime",) in methods_seen and methods_seen[-1] == ("lime", "shap")
+    assert methods_seen.index(("lime",)) < methods_seen.index(("lime", "shap"))
+    assert session.explanation.labels == tuple(c.index for c in session.top)
+    assert set(session.timings) >= {"top", "lime", "shap", "done"}
+    assert session.timings["top"] <= session.timings["lime"] <= session.timings["done"]
+
+
+def test_outputs_are_read_only(lime_shap):
+    session = quick_session()
+    with pytest.raises(TypeError, match="Constant"):
+        session.explanation = lime_shap
+    with pytest.raises(TypeError, match="Constant"):
+        session.top = list(lime_shap.top)
+    with pytest.raises(TypeError, match="Constant"):
+        session.status = "done"
+
+
+def test_revisiting_an_image_is_served_from_the_cache(photos):
+    session = quick_session()
+    session.source = photos["coffee"]
+    first = session.wait().explanation
+    assert not session.from_cache
+    session.source = photos["rocket"]
+    session.wait()
+    session.source = photos["coffee"]
+    session.wait()
+    assert session.from_cache and session.explanation is first
+    assert session.timings["done"] < 1.0
+    # Another seed is another explanation: not from the cache.
+    session.settings.seed = 1
+    session.wait()
+    assert not session.from_cache and session.explanation.seed == 1
+
+
+def test_a_new_image_cancels_the_previous_one(photos, classifier):
+    session = quick_session()
+    session.settings.lime.num_samples = 2000  # long enough to be interrupted
+    events = record(session, ("image_name", "explanation"))
+    session.param.update(source=photos["chelsea"], source_name="cat")
+    session.param.update(source=photos["coffee"], source_name="coffee")
+    session.wait()
+    assert session.image_name == "coffee" and session.status == "done"
+    view = classifier.prepare(photos["coffee"])
+    assert np.array_equal(session.explanation.image, view)
+    # Nothing of the cat arrives after the coffee started showing.
+    names = [v for n, v in events if n == "image_name"]
+    assert names[-1] == "coffee" and "cat" not in names[names.index("coffee"):]
+    explained = [v for n, v in events if n == "explanation" and v is not None]
+    assert all(np.array_equal(e.image, view) for e in explained[-2:])
+
+
+def test_a_bad_image_is_reported_and_the_session_keeps_working(photos):
+    session = quick_session()
+    session.source = b"this is not an image"
+    session.wait()
+    assert session.status == "error" and "image" in session.error.lower()
+    assert session.top == [] and session.explanation is None
+    session.source = photos["chelsea"]
+    session.wait()
+    assert session.status == "done" and session.error == "" and session.explanation is not None
+
+
+def test_an_unknown_model_is_reported(photos):
+    session = quick_session(model="no_such_model_anywhere")
+    session.source = photos["chelsea"]
+    session.wait()
+    assert session.status == "error" and "no_such_model_anywhere" in session.error
+
+
+class FailingShap(ShapExplainer):
+    """A custom explainer that always fails: the UI must show it and keep the others."""
+
+    def compute(self, engine, labels, *, seed, pool, top_k):
+        raise RuntimeError("shap exploded")
+
+
+def test_a_failing_method_is_reported_per_method_and_the_others_stay(photos):
+    settings = ExplainerSettings(settings=QUICK, methods=["lime", "shap"], segmentation="slic", shap=FailingShap())
+    assert "explainer_classes" in settings.request  # custom classes never share cache entries
+    session = ExplanationSession(settings=settings, cache=MemoryCache(), source=photos["chelsea"])
+    session.wait()
+    assert session.status == "done"
+    assert session.method_errors == {"shap": "RuntimeError: shap exploded"}
+    assert session.explanation.methods == ("lime",)
+
+
+def test_clearing_the_source_resets_the_outputs(photos):
+    session = quick_session(source=photos["chelsea"])
+    session.wait()
+    session.source = None
+    assert session.status == "idle" and session.explanation is None and session.top == [] and session.image is None

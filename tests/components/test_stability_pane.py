@@ -1,0 +1,50 @@
+"""Stability on request: a report from the engine, progress, cancellation."""
+
+from __future__ import annotations
+
+import math
+
+import holoviews as hv
+import numpy as np
+
+from xai_panel.components import ExplainerSettings, StabilityPane
+
+
+def test_stability_is_computed_on_request_with_progress(photos):
+    settings = ExplainerSettings.from_dict({"methods": ["lime", "shap"], "segmentation": "slic",
+                                            "lime": {"num_samples": 60}})
+    pane = StabilityPane(image=photos["chelsea"], settings=settings, seeds=2, noise_repeats=1)
+    assert pane.status == "idle" and pane.report is None
+    progress = []
+    pane.param.watch(lambda e: progress.append(e.new), "progress")
+    pane.compute()
+    pane.wait()
+    assert pane.status == "done" and pane.progress == 1.0
+    assert progress == sorted(progress) and len(progress) >= 3  # 1/3, 2/3, 1
+    report = pane.report
+    assert set(report.results) == {"lime", "shap"} and len(report.seeds) == 2
+    for per_class in report.results.values():
+        for s in per_class.values():
+            assert 0 <= s.seed_jaccard <= 1 and not math.isnan(s.noise_jaccard)
+    html = pane._table(report).object
+    assert "seed Jaccard" in html and report.top[0].name in html
+    spread = pane._map[()]
+    heat = spread.get(1)
+    assert isinstance(heat, hv.Image)
+    label = report.top[0].index
+    assert np.allclose(np.asarray(heat.data), report.results["lime"][label].std[report.segmentation.labels])
+
+
+def test_a_new_image_cancels_and_clears_the_report(photos):
+    settings = ExplainerSettings.from_dict({"methods": ["lime"], "segmentation": "slic", "lime": {"num_samples": 3000}})
+    pane = StabilityPane(image=photos["chelsea"], settings=settings, seeds=5, noise_repeats=5)
+    job = pane.compute()
+    pane.image = photos["coffee"]
+    assert job.cancelled and pane.status == "idle" and pane.report is None
+    pane.wait()
+    assert pane.report is None  # the abandoned run published nothing
+
+
+def test_without_an_image_it_asks_for_one():
+    pane = StabilityPane()
+    assert pane.compute() is None and pane.status == "error" and "image" in pane.error.lower()

@@ -1,0 +1,169 @@
+"""What the dashboards share: the configured data and model, the URL state, the page frame.
+
+``xai-panel serve --data DIR --model NAME`` (or ``panel serve`` with ``XAI_PANEL_DATA`` /
+``XAI_PANEL_MODEL`` set) decides what the dashboards show; the URL carries the selected
+image, label and grouping so a view can be shared. Every URL value is checked: ids go
+through ``Dataset.resolve``, unknown labels and groupings are refused with a message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import panel as pn
+import param
+
+from ..data import Dataset, DatasetError, open_dataset
+from .controller import classifier, executor
+from .gallery import ALL, Gallery
+from .session import DEFAULT_MODEL, ExplanationSession
+from .settings import ExplainerSettings
+
+__all__ = ["DATA_ENV", "MODEL_ENV", "SETTINGS_ENV", "configured_model", "configured_dataset", "configured_settings",
+           "UrlState", "warm_up", "notify", "page", "follow", "CSS"]
+
+DATA_ENV = "XAI_PANEL_DATA"
+MODEL_ENV = "XAI_PANEL_MODEL"
+_datasets: dict[str | None, Dataset] = {}
+_lock = threading.Lock()
+
+CSS = """
+.bk-panel-models-layout-Card { border-radius: 10px; }
+"""
+
+
+def configured_model() -> str:
+    """``$XAI_PANEL_MODEL`` or the embedded default."""
+    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+
+
+def configured_dataset() -> tuple[Dataset, str]:
+    """The dataset named by ``$XAI_PANEL_DATA`` (default: the demo gallery), opened once per process.
+
+    Returns the dataset and a problem to show ('' if none): an unusable folder falls back
+    to the demo gallery instead of leaving an empty page.
+    """
+    path = os.environ.get(DATA_ENV) or None
+    with _lock:
+        if path in _datasets:
+            return _datasets[path], ""
+        try:
+            dataset = open_dataset(path)
+            problem = ""
+        except DatasetError as exc:
+            dataset, problem = open_dataset(None), f"{exc} Showing the demo gallery instead."
+        _datasets[path] = dataset
+        return dataset, problem
+
+
+SETTINGS_ENV = "XAI_PANEL_SETTINGS"
+
+
+def configured_settings(default: dict | None = None) -> tuple[dict, str]:
+    """Explainer settings from ``$XAI_PANEL_SETTINGS`` (JSON, as ``ExplainerSettings.from_dict``).
+
+    Returns (settings, problem); a malformed value is refused with a message and the
+    default is used.
+    """
+    text = os.environ.get(SETTINGS_ENV)
+    if not text:
+        return dict(default or {}), ""
+    try:
+        settings = json.loads(text)
+        if not isinstance(settings, dict):
+            raise ValueError("expected a JSON object, e.g. {\"lime\": {\"num_samples\": 500}}")
+        ExplainerSettings.from_dict(settings)  # checks names and bounds
+    except (ValueError, TypeError) as exc:
+        return dict(default or {}), f"{SETTINGS_ENV} was ignored: {exc}"
+    return settings, ""
+
+
+def warm_up(model: str) -> None:
+    """Load the model in the background so the first click does not wait for it."""
+    executor().submit(classifier, model)
+
+
+def notify(text: str, kind: str = "warning") -> None:
+    if text and pn.state.notifications is not None:
+        getattr(pn.state.notifications, kind)(text, duration=8000)
+
+
+def _arg(name: str) -> str | None:
+    values = pn.state.session_args.get(name) if pn.state.curdoc else None
+    if not values:
+        return None
+    try:
+        return values[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+class UrlState(param.Parameterized):
+    """Reads ``?image=&label=&group=`` on load and writes them back as the user browses."""
+
+    gallery = param.ClassSelector(class_=Gallery)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.apply(group=_arg("group"), label=_arg("label"), image=_arg("image"))
+        self.gallery.param.watch(self._write, ["selected", "label", "group_by"])
+
+    def apply(self, group: str | None = None, label: str | None = None, image: str | None = None) -> list[str]:
+        """Apply URL values, refusing bad ones with a message; returns the messages."""
+        problems = []
+        if group is not None:
+            if group in ("label", "prediction"):
+                self.gallery.group_by = group
+            else:
+                problems.append(f"Unknown grouping {group!r} in the URL (use 'label' or 'prediction').")
+        if label is not None:
+            if label == ALL or label in self.gallery.labels:
+                self.gallery.label = label
+            else:
+                problems.append(f"The URL names label {label!r}, which this dataset does not have.")
+        if image is not None:
+            try:
+                record = self.gallery.select(image)
+            except (KeyError, ValueError) as exc:
+                problems.append(f"The URL's image was refused: {exc}")
+            else:
+                if label is None and record.label_name and self.gallery.group_by == "label":
+                    self.gallery.label = record.label_name
+        for problem in problems:
+            notify(problem)
+        return problems
+
+    def _write(self, *events) -> None:
+        if pn.state.location is None:
+            return
+        query = {"group": self.gallery.group_by, "label": self.gallery.label}
+        if self.gallery.selected:
+            query["image"] = self.gallery.selected
+        pn.state.location.update_query(**query)
+
+
+def page(title: str, sidebar: list, main: list, header: list | None = None):
+    """The page frame both dashboards use."""
+    return pn.template.FastListTemplate(
+        title=title, sidebar=sidebar, main=main, header=header or [], accent="#2563eb",
+        sidebar_width=340, main_layout=None, theme_toggle=False, raw_css=[CSS],
+    )
+
+
+def follow(session: ExplanationSession, *sources) -> None:
+    """Make ``session.source`` follow whichever of these parameters changed last.
+
+    A source is a parameter (``gallery.param.selected_record``) or a pair of parameters
+    (image, display name), e.g. ``(upload.param.image, upload.param.name)``.
+    """
+    for source in sources:
+        ref, name = source if isinstance(source, tuple) else (source, None)
+
+        def changed(event, name=name):
+            if event.new is not None:
+                label = getattr(name.owner, name.name) if name is not None else ""
+                session.param.update(source=event.new, source_name=label)
+
+        ref.owner.param.watch(changed, ref.name)

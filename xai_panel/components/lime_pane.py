@@ -1,0 +1,47 @@
+"""LIME: for each top class, the superpixels that support it (and optionally oppose it)."""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+
+from .method_pane import MethodPane, rgb, selected_title
+from .rendering import lime_overlay
+
+__all__ = ["LimePane"]
+
+
+class LimePane(MethodPane):
+    """Per class, the ``num_features`` strongest superpixels of LIME's linear surrogate."""
+
+    method = "lime"
+    title = "LIME"
+    description = ("Green: the superpixels whose presence most raises the class's probability in LIME's "
+                   "linear surrogate; red (if shown): the ones that lower it most. R² is the surrogate's fit.")
+
+    num_features = param.Integer(default=5, bounds=(1, 30),
+                                 doc="Superpixels shown per sign (a display filter: nothing is recomputed).")
+    show_negative = param.Boolean(default=False, doc="Also show the superpixels that speak against the class.")
+    show_boundaries = param.Boolean(default=True, doc="Draw superpixel boundaries.")
+
+    def _dependencies(self) -> dict:
+        return {"num_features": self.param.num_features, "show_negative": self.param.show_negative,
+                "show_boundaries": self.param.show_boundaries}
+
+    def _frame(self, explanation, slot, rank, label, name, chosen, num_features, show_negative, show_boundaries):
+        result = explanation.lime[label]
+        image = lime_overlay(explanation.image, explanation.segmentation.labels, result, num_features,
+                             show_negative=show_negative, show_boundaries=show_boundaries)
+        return rgb(image, selected_title(rank, name, chosen, f" · R² {result.score:.2f}"), **self._opts())
+
+    def _controls(self) -> list:
+        low, high = self.param.num_features.bounds
+        slider = pn.widgets.IntSlider(name="Superpixels per class", start=low, end=high,
+                                      value=self.param.num_features, width=220)
+        # The images follow the slider when it is released: every drag step would redraw five images.
+        slider.param.watch(lambda e: setattr(self, "num_features", e.new), "value_throttled")
+        return [
+            slider,
+            pn.widgets.Checkbox.from_param(self.param.show_negative, name="show negative", margin=(22, 10)),
+            pn.widgets.Checkbox.from_param(self.param.show_boundaries, name="boundaries", margin=(22, 10)),
+        ]

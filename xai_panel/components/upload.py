@@ -1,0 +1,75 @@
+"""Drag-and-drop an image of your own; bad files give a clear message, never a broken page."""
+
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+import param
+
+from ..data import ImageError, load_image
+from .controller import Job, JobRunner
+
+__all__ = ["ImageUpload", "MAX_UPLOAD_MB"]
+
+MAX_UPLOAD_MB = 50
+
+
+class ImageUpload(pn.viewable.Viewer):
+    """A drop zone; ``image`` is the decoded upload (read-only), ``error`` says why one was refused."""
+
+    image = param.Array(default=None, allow_None=True, constant=True, doc="The decoded image (read-only).")
+    name = param.String(default="", constant=True, doc="File name of the image (read-only).")
+    error = param.String(default="", constant=True, doc="Why the last upload was refused (read-only).")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._runner = JobRunner("upload")
+        self._dropper = pn.widgets.FileDropper(
+            accepted_filetypes=["image/*"], multiple=False, max_file_size=f"{MAX_UPLOAD_MB}MB",
+            layout="compact", sizing_mode="stretch_width", height=120)
+        self._dropper.param.watch(self._on_upload, "value")
+
+    def load(self, data: bytes, filename: str = "upload") -> None:
+        """Decode ``data`` in the background (what a drop does; usable from code too)."""
+        self._runner.start(self._decode, bytes(data), filename)
+
+    def wait(self, timeout: float | None = 60) -> "ImageUpload":
+        self._runner.wait(timeout)
+        return self
+
+    def _on_upload(self, event) -> None:
+        if not event.new:
+            return
+        filename, data = next(iter(event.new.items()))
+        if isinstance(data, str):  # text files arrive decoded
+            data = data.encode()
+        self.load(data, filename)
+
+    def _decode(self, job: Job, data: bytes, filename: str) -> None:
+        try:
+            image = load_image(data, max_bytes=MAX_UPLOAD_MB * 1024 * 1024)
+        except ImageError as exc:
+            message = f"{filename}: {exc}".replace("The image data", "the file")
+            self._runner.publish(job, lambda: self._refuse(message))
+            return
+        self._runner.publish(job, lambda: self._accept(image, filename))
+
+    def _set(self, **values) -> None:
+        with param.edit_constant(self):
+            self.param.update(**values)
+
+    def _refuse(self, message: str) -> None:
+        self._set(error=message)
+        if pn.state.notifications is not None:
+            pn.state.notifications.error(message, duration=8000)
+
+    def _accept(self, image: np.ndarray, filename: str) -> None:
+        self._set(image=image, name=filename, error="")
+
+    def __panel__(self):
+        alert = pn.pane.Alert(self.param.error, alert_type="danger", visible=self.param.error.rx().rx.pipe(bool),
+                              sizing_mode="stretch_width", css_classes=["xp-upload-error"])
+        return pn.Column(
+            pn.pane.Markdown("**Your own image** — drop a JPEG, PNG, WebP, GIF, BMP or TIFF (up to "
+                             f"{MAX_UPLOAD_MB} MB), or click to browse.", margin=(0, 5)),
+            self._dropper, alert, sizing_mode="stretch_width")
