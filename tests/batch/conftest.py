@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from batch_helpers import copy_images
+from .batch_helpers import copy_images
 
 
 @pytest.fixture

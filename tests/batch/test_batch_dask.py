@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 import pytest
-from batch_helpers import FAST
+from .batch_helpers import FAST
 
 from xai_panel.batch import precompute
 from xai_panel.data import image_hash, load_image

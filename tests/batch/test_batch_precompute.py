@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from batch_helpers import FAST, FAST_ARGS
+from .batch_helpers import FAST, FAST_ARGS
 
 from xai_panel.batch import Precompute, precompute
 from xai_panel.cli_store import add_precompute_parser, add_store_parser, main_precompute, parse_settings

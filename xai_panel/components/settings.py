@@ -26,7 +26,8 @@ _SEGMENTATION_PARAMS = {
     "grid": {"grid_size": ("rows", "cols")},
 }
 
-FAST_SETTINGS = {"lime": {"num_samples": 400}, "anchors": {"n_examples": 4}, "shap": {"estimator": "pool"}}
+FAST_SETTINGS = {"lime": {"num_samples": 400}, "anchors": {"n_examples": 4, "max_anchor_size": 3},
+                 "shap": {"estimator": "pool"}}
 """A budget that keeps the dashboards responsive on a laptop CPU (LIME pool of 400)."""
 
 

@@ -3,6 +3,7 @@
 import sys as _sys
 import types as _types
 
+from .anchors import explain_anchors
 from .api import METHODS, explain
 from .engine import Cancelled, PerturbationEngine, fill_image, uniform_coalitions
 from .explainers import EXPLAINERS, AnchorExplainer, Explainer, LimeExplainer, ShapExplainer, make_explainer
@@ -15,7 +16,7 @@ __all__ = [
     "METHODS", "explain", "Cancelled", "PerturbationEngine", "fill_image", "uniform_coalitions",
     "EXPLAINERS", "AnchorExplainer", "Explainer", "LimeExplainer", "ShapExplainer", "make_explainer",
     "AnchorResult", "ClassScore", "Explanation", "LimeResult", "MethodCost", "Segmentation", "ShapResult",
-    "paint", "ALGORITHMS", "segment", "explain_shap", "MethodStability", "StabilityReport", "stability",
+    "paint", "ALGORITHMS", "segment", "explain_anchors", "explain_shap", "MethodStability", "StabilityReport", "stability",
 ]
 
 

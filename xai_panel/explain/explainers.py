@@ -73,7 +73,9 @@ class AnchorExplainer(Explainer):
     delta = param.Number(0.1, bounds=(0.01, 0.5), doc="Significance for the precision bound (1 - confidence).")
     tau = param.Number(0.15, bounds=(0.01, 0.5), doc="Bandit tolerance when choosing candidates.")
     batch_size = param.Integer(100, bounds=(10, 1000), doc="Coalitions sampled per bandit step.")
-    max_anchor_size = param.Integer(None, bounds=(1, 64), allow_None=True, doc="Largest anchor (superpixels); None: no limit.")
+    max_anchor_size = param.Integer(6, bounds=(1, 64), allow_None=True, doc=(
+        "Largest anchor (superpixels); None: no limit. Each extra level costs ~1-2k passes on ~35 superpixels; "
+        "a class whose anchor needs more comes back with found=False."))
     coverage_samples = param.Integer(2000, bounds=(100, 100000), doc="Samples used to estimate coverage (no model calls).")
     n_examples = param.Integer(4, bounds=(0, 20), doc="Example perturbed images kept per class.")
 
