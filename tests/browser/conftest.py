@@ -22,12 +22,18 @@ QUICK_SETTINGS = {
     "segmentation": "grid", "grid_size": 3,
     "lime": {"num_samples": 60}, "anchors": {"batch_size": 20, "coverage_samples": 200}, "shap": {"estimator": "pool"},
 }
-BOKEH_TITLES = """() => {
-  const titles = [];
+BOKEH_LABELS = """() => {
+  // Plot titles and axis tick labels of every Bokeh plot on the page (the panes label each
+  // class's image on the axis): the text drawn on canvases, which the DOM does not hold.
+  const labels = [];
   for (const doc of Bokeh.documents)
-    for (const m of doc._all_models.values())
-      if (m.title && typeof m.title === "object" && "text" in m.title && m.renderers) titles.push(m.title.text);
-  return titles;
+    for (const m of doc._all_models.values()) {
+      if (m.title && typeof m.title === "object" && "text" in m.title && m.renderers) labels.push(m.title.text);
+      const o = m.major_label_overrides;
+      if (o instanceof Map) o.forEach(v => labels.push(String(v)));
+      else if (o && typeof o === "object") Object.values(o).forEach(v => labels.push(String(v)));
+    }
+  return labels;
 }"""
 
 
@@ -98,4 +104,7 @@ def page(browser):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     yield page
     context.close()
+    # FilePond's preview plugin (bundled with Panel's FileDropper, it registers itself when
+    # loaded) fails to draw a corrupt image in the browser; the server refuses the file anyway.
+    errors = [e for e in errors if "source image could not be decoded" not in e]
     assert not errors, f"JavaScript errors on the page: {errors}"

@@ -10,6 +10,7 @@ import pytest
 
 from xai_panel.components import AnchorPane, ImagePane, LimePane, ShapPane, TimingPane, TopClasses
 from xai_panel.components.image_pane import shrink
+from xai_panel.components.method_pane import SELECTED
 from xai_panel.components.rendering import anchor_overlay, lime_overlay, shap_map, symmetric_limit
 from xai_panel.explain.results import AnchorResult
 
@@ -60,60 +61,82 @@ def test_top_classes_mark_the_true_label(lime_shap):
 
 def test_lime_pane_draws_each_class_and_filters_without_recomputing(lime_shap):
     pane = LimePane(explanation=lime_shap, selected=lime_shap.top[1].index)
-    frames = pane.frames()
-    assert len(frames) == 5 and all(isinstance(f, hv.RGB) for f in frames)
+    tiles = pane.tiles()
+    assert len(tiles) == 5
     segments = lime_shap.segmentation.labels
-    for frame, score in zip(frames, lime_shap.top):
+    for (label, tile), score in zip(tiles, lime_shap.top):
         expected = lime_overlay(lime_shap.image, segments, lime_shap.lime[score.index], 5)
-        assert np.array_equal(rgb_array(frame), expected)
-    assert "▶" in frames[1].opts.get().kwargs["title"] and "▶" not in frames[0].opts.get().kwargs["title"]
-    pane.num_features = 2
-    pane.show_negative = True
-    again = pane.frames()
+        assert score.name in label and "R²" in label
+        if score.index == pane.selected:
+            assert label.startswith("▶ 2.") and (tile[:5] == SELECTED).all()  # the inspected class is framed
+            assert np.array_equal(tile[5:-5, 5:-5], expected[5:-5, 5:-5])
+        else:
+            assert np.array_equal(tile, expected)
+    plot = pane._plot[()]
+    assert isinstance(plot, hv.RGB)
+    assert [t[1] for t in plot.opts.get().kwargs["xticks"]] == [label for label, _ in tiles]
+    pane.param.update(num_features=2, show_negative=True)
     label = lime_shap.top[0].index
     expected = lime_overlay(lime_shap.image, segments, lime_shap.lime[label], 2, show_negative=True)
-    assert np.array_equal(rgb_array(again[0]), expected)
+    assert np.array_equal(pane.tiles()[0][1], expected)
     assert pane.explanation is lime_shap  # only the display changed
 
 
 def test_shap_pane_uses_one_colour_scale_for_all_classes(lime_shap):
-    pane = ShapPane(explanation=lime_shap)
-    frames = pane.frames()
+    pane = ShapPane(explanation=lime_shap, selected=lime_shap.top[0].index)
     limit = symmetric_limit(shap_map(lime_shap.segmentation.labels, r) for r in lime_shap.shap.values())
-    heats = [f.get(1) for f in frames]
-    assert all(isinstance(h, hv.Image) for h in heats)
-    assert {h.opts.get().kwargs["clim"] for h in heats} == {(-limit, limit)}
-    colorbars = [h.opts.get().kwargs.get("colorbar") for h in heats]
-    assert colorbars == [False, False, False, False, True]  # one colour bar for the row
+    assert pane.limit() == limit
+    overlay = pane._plot[()]
+    heat = overlay.get(1)
+    assert isinstance(heat, hv.Image) and heat.opts.get().kwargs["clim"] == (-limit, limit)
+    assert heat.opts.get().kwargs["colorbar"] is True  # one colour bar for the row
     first = lime_shap.top[0].index
-    assert np.allclose(np.asarray(heats[0].data), shap_map(lime_shap.segmentation.labels, lime_shap.shap[first]))
+    label, values = pane.tiles()[1]
+    assert "Σφ" in label and np.allclose(values, shap_map(lime_shap.segmentation.labels, lime_shap.shap[lime_shap.top[1].index]))
+    side = lime_shap.image.shape[0]
+    assert np.allclose(np.asarray(heat.data)[5:-5, 5:side - 5], shap_map(lime_shap.segmentation.labels,
+                                                                      lime_shap.shap[first])[5:-5, 5:-5])
+    assert np.isnan(np.asarray(heat.data)[0, 0])  # the inspected (top) class keeps its frame visible
 
 
 def test_anchor_pane_shows_anchors_statistics_and_examples(with_anchors):
-    pane = AnchorPane(explanation=with_anchors, selected=with_anchors.top[0].index)
-    frames = pane.frames()
+    pane = AnchorPane(explanation=with_anchors, selected=with_anchors.top[1].index)
     top = with_anchors.top
-    for frame, score in zip(frames, top):
-        expected = anchor_overlay(with_anchors.image, with_anchors.segmentation.labels, with_anchors.anchors[score.index])
-        assert np.array_equal(rgb_array(frame), expected)
-    assert "P 96%" in frames[0].opts.get().kwargs["title"]
-    assert "no anchor" in frames[4].opts.get().kwargs["title"]
+    tiles = pane.tiles()
+    expected = anchor_overlay(with_anchors.image, with_anchors.segmentation.labels, with_anchors.anchors[top[0].index])
+    assert np.array_equal(tiles[0][1], expected)
+    assert tiles[0][0].endswith("P 96%") and tiles[4][0].endswith("no anchor")
     table = pane._table(with_anchors).object
     assert "96.0%" in table and "30.0%" in table and "best effort" in table
+    assert pane.inspected() is with_anchors.anchors[top[1].index]
     strip = pane._examples[()]
-    assert "keep" in strip.opts.get().kwargs["title"] and top[0].name in strip.opts.get().kwargs["title"]
+    title = strip.opts.get().kwargs["title"]
+    assert "keep" in title and top[1].name in title and "(1)" in title  # rank 2 has one example
     assert rgb_array(strip).shape[1] > rgb_array(strip).shape[0] * 3  # four tiles side by side
 
 
 def test_panes_show_placeholders_and_errors_before_results(lime_shap):
     pane = LimePane()
-    assert all(isinstance(f, hv.RGB) for f in pane.frames())
+    assert [label for label, _ in pane.tiles()] == [""] * 5
     assert "Select an image" in pane._state(None, False, "").object
     assert "Computing" in pane._state(None, True, "").object
     assert "failed" in pane._state(lime_shap, False, "boom").object
-    # An explanation without this method: the pane says so, the plots stay blank.
+    # An explanation without this method: the pane says so; the tiles name the classes, blank.
     anchor_pane = AnchorPane(explanation=lime_shap)
     assert "not requested" in anchor_pane._state(lime_shap, False, "").object
+    assert [label for label, _ in anchor_pane.tiles()][0] == f"1. {lime_shap.top[0].name}"
+
+
+def test_a_pane_redraws_only_when_its_own_results_change(lime_shap):
+    import dataclasses
+
+    pane = LimePane(explanation=lime_shap)
+    drawn = []
+    pane.param.watch(lambda e: drawn.append(e.new), "shown")
+    pane.explanation = dataclasses.replace(lime_shap, anchors={})  # another method arrived: same LIME
+    assert drawn == []
+    pane.explanation = None
+    assert drawn == [None]
 
 
 def test_timing_pane_reports_the_engine_costs(lime_shap):

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 import panel as pn
+from panel.io.document import hold
 from panel.io.state import set_curdoc
 
 __all__ = ["DaemonPool", "Job", "JobRunner", "executor", "foreground", "wait_for_foreground_idle", "classifier"]
@@ -179,11 +180,15 @@ class JobRunner:
         if not self.is_current(job):
             return
 
+        doc = job.doc
+
         def apply():
             if self.is_current(job):
-                callback()
+                # One model-graph recomputation for the whole update instead of one per
+                # changed plot: with a dozen plots on a page that is most of the cost.
+                with hold(doc, freeze=True):
+                    callback()
 
-        doc = job.doc
         if doc is not None and getattr(doc, "session_context", None) is not None:
             with set_curdoc(doc):
                 pn.state.execute(apply, schedule=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import panel as pn
 import param
 
-from .method_pane import MethodPane, rgb, selected_title
+from .method_pane import MethodPane
 from .rendering import lime_overlay
 
 __all__ = ["LimePane"]
@@ -28,17 +28,17 @@ class LimePane(MethodPane):
         return {"num_features": self.param.num_features, "show_negative": self.param.show_negative,
                 "show_boundaries": self.param.show_boundaries}
 
-    def _frame(self, explanation, slot, rank, label, name, chosen, num_features, show_negative, show_boundaries):
+    def _tile(self, explanation, label, num_features, show_negative, show_boundaries):
         result = explanation.lime[label]
         image = lime_overlay(explanation.image, explanation.segmentation.labels, result, num_features,
                              show_negative=show_negative, show_boundaries=show_boundaries)
-        return rgb(image, selected_title(rank, name, chosen, f" · R² {result.score:.2f}"), **self._opts())
+        return image, f" · R² {result.score:.2f}"
 
     def _controls(self) -> list:
         low, high = self.param.num_features.bounds
         slider = pn.widgets.IntSlider(name="Superpixels per class", start=low, end=high,
                                       value=self.param.num_features, width=220)
-        # The images follow the slider when it is released: every drag step would redraw five images.
+        # The images follow the slider when it is released: every drag step would redraw them.
         slider.param.watch(lambda e: setattr(self, "num_features", e.new), "value_throttled")
         return [
             slider,

@@ -33,7 +33,7 @@ __all__ = ["ExplanationSession", "STATUSES", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = "efficientnet_lite0"
 STATUSES = ("idle", "loading", "explaining", "done", "error")
-_PROGRESS_INTERVAL = 0.12  # seconds between progress updates sent to the page
+_PROGRESS_INTERVAL = 0.25  # seconds between progress updates sent to the page
 
 
 def _describe(source) -> str:
@@ -165,9 +165,10 @@ class ExplanationSession(pn.viewable.Viewer):
         top = top_k_of(classifier.predict_proba(view[None])[0], classifier.class_names, int(request["top_k"]))
         timings["top"] = job.elapsed()
         methods = list(request["methods"])
+        # The top classes go out on their own, before the panes are reset for the new image.
         self._publish(job, image=image, image_name=name, image_digest=digest, model_id=classifier.model_id,
-                      top=top, explanation=None, status="explaining" if methods else "done",
-                      pending=methods, timings=dict(timings))
+                      top=top, status="explaining" if methods else "done", pending=methods, timings=dict(timings))
+        self._publish(job, explanation=None)
         if not methods:
             return
         result, errors = self._explain(job, view, classifier, request, explainers, timings)

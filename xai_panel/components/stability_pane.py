@@ -60,6 +60,8 @@ class StabilityPane(pn.viewable.Viewer):
                             doc="Where the computation is (read-only).")
     progress = param.Number(default=0.0, bounds=(0, 1), constant=True, doc="Share of runs done (read-only).")
     error = param.String(default="", constant=True, doc="Why it failed (read-only).")
+    mapped = param.Integer(default=None, allow_None=True, constant=True,
+                           doc="Class whose spread is drawn (read-only): follows ``selected`` once there is a report.")
 
     @classmethod
     def from_session(cls, session, inspect=None, **params) -> "StabilityPane":
@@ -74,7 +76,13 @@ class StabilityPane(pn.viewable.Viewer):
         params.setdefault("settings", ExplainerSettings())
         super().__init__(**params)
         self._runner = JobRunner("stability")
-        self._map = hv.DynamicMap(pn.bind(self._spread, self.param.report, self.param.selected, self.param.map_method))
+        self._map = hv.DynamicMap(pn.bind(self._spread, self.param.report, self.param.mapped, self.param.map_method))
+
+    @param.depends("selected", "report", watch=True)
+    def _follow_selection(self) -> None:
+        mapped = self.selected if self.report is not None else None
+        if mapped != self.mapped:  # no redraw for clicks while there is nothing to draw
+            self._set(mapped=mapped)
 
     @property
     def runs(self) -> int:

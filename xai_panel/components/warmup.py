@@ -1,8 +1,22 @@
 """``panel serve --setup`` script: import the heavy modules and start loading the model
-before the first visitor arrives, so the first page and the first click are not slow."""
+before the first visitor arrives, so the first page and the first click are not slow.
+
+The imports run here, at server start, because an import holds Python's import lock and
+mostly the GIL: done lazily inside a session's first explanation (alibi pulls in spaCy),
+it would stall the server's event loop and with it every open page.
+"""
+
+import importlib
 
 import xai_panel.components  # noqa: F401  (Panel, HoloViews, torch, the engine)
 from xai_panel.components.app import configured_dataset, configured_model, warm_up
+
+for module in ("lime.lime_base", "sklearn.linear_model", "xai_panel.explain.anchors", "xai_panel.explain.shap",
+               "xai_panel.explain.stability", "alibi.explainers.anchors.anchor_base", "shap"):
+    try:
+        importlib.import_module(module)
+    except ImportError:  # an optional method missing: its pane will say so
+        pass
 
 configured_dataset()
 warm_up(configured_model())
