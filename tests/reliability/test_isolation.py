@@ -109,17 +109,28 @@ def gallery_server(tree, tmp_path):
         log.close()
 
 
+_PULL_DOCUMENT = """
+import json, sys
+import panel.models  # registers the model types the document holds
+import xai_panel.components  # and this project's own models
+from bokeh.client import pull_session
+with pull_session(url=sys.argv[1], arguments={"image": sys.argv[2]}) as session:
+    sys.stdout.write(json.dumps(session.document.to_json(deferred=False), default=str))
+"""
+
+
 def _document_text(base: str, image_id: str) -> str:
     """The whole server-side document a browser receives over the websocket, as JSON text
-    (the HTML page alone holds no content: panel sends the models after connecting)."""
-    import json
+    (the HTML page alone holds no content: panel sends the models after connecting).
+    Pulled in a subprocess: bokeh's client needs an event loop of its own, and earlier tests
+    in the same pytest process (Playwright) may have one running."""
+    import subprocess
+    import sys
 
-    import panel.models  # noqa: F401 - registers the model types the document holds
-    import xai_panel.components  # noqa: F401 - and this project's own (JSComponent) models
-    from bokeh.client import pull_session
-
-    with pull_session(url=f"{base}/gallery", arguments={"image": image_id}) as session:
-        return json.dumps(session.document.to_json(deferred=False), default=str)
+    out = subprocess.run([sys.executable, "-c", _PULL_DOCUMENT, f"{base}/gallery", image_id],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
 
 
 def test_gallery_url_with_traversal_ids_loads_without_leaking(gallery_server, tree):
