@@ -95,14 +95,29 @@ def server(tmp_path_factory):
     stop_server(proc)
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.stash.setdefault("failed", report.failed)
+    return report
+
+
 @pytest.fixture
-def page(browser):
+def page(browser, request, tmp_path):
     context = browser.new_context(viewport={"width": 1600, "height": 2400})
     page = context.new_page()
     page.set_default_timeout(120_000)
     errors = []
+    console = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text[:300]}"))
     yield page
+    if request.node.stash.get("failed", False):
+        shot = tmp_path / "failure.png"
+        page.screenshot(path=str(shot))
+        print(f"screenshot of the failing page: {shot}")
+        print("browser console (last 40 lines):", *console[-40:], sep="\n  ")
     context.close()
     # FilePond's preview plugin (bundled with Panel's FileDropper, it registers itself when
     # loaded) fails to draw a corrupt image in the browser; the server refuses the file anyway.

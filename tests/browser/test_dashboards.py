@@ -97,7 +97,6 @@ def test_clicking_another_image_mid_computation_shows_only_the_new_one(page, ser
     assert not leftovers, f"results of the abandoned image are still shown: {leftovers}"
 
 
-@pytest.mark.xfail(strict=False, reason="known failure (issue #4): the explorer's upload status does not appear within the wait; under investigation")
 def test_a_bad_upload_shows_an_error_and_the_page_keeps_working(page, server, tmp_path):
     page.goto(f"{server}/explorer")
     thumbs(page).first.wait_for()
@@ -124,7 +123,6 @@ def test_a_bad_upload_shows_an_error_and_the_page_keeps_working(page, server, tm
     assert good  # noqa: the path is only a marker
 
 
-@pytest.mark.xfail(strict=False, reason="known failure (issue #4): the 'refused' message for bad URL values does not appear; under investigation")
 def test_the_url_restores_a_view_and_refuses_bad_values(page, server):
     open_gallery(page, server, f"?image={COFFEE}&label=espresso")
     page.get_by_role("button", name=re.compile(r"^1\. espresso")).wait_for()

@@ -52,7 +52,6 @@ def test_outputs_are_read_only(lime_shap):
         session.status = "done"
 
 
-@pytest.mark.xfail(strict=False, reason='known bug (issue #4): the first visit can be answered from the cache because a second refresh follows the first job')
 def test_revisiting_an_image_is_served_from_the_cache(photos):
     session = quick_session()
     session.source = photos["coffee"]

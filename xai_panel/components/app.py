@@ -107,7 +107,15 @@ class UrlState(param.Parameterized):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.apply(group=_arg("group"), label=_arg("label"), image=_arg("image"))
+        values = dict(group=_arg("group"), label=_arg("label"), image=_arg("image"))
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            # After the page has loaded, so that messages about refused values are seen.
+            pn.state.onload(lambda: self._start(values))
+        else:
+            self._start(values)
+
+    def _start(self, values: dict) -> None:
+        self.apply(**values)
         self.gallery.param.watch(self._write, ["selected", "label", "group_by"])
 
     def apply(self, group: str | None = None, label: str | None = None, image: str | None = None) -> list[str]:
@@ -131,8 +139,8 @@ class UrlState(param.Parameterized):
             else:
                 if label is None and record.label_name and self.gallery.group_by == "label":
                     self.gallery.label = record.label_name
-        for problem in problems:
-            notify(problem)
+        if problems:
+            self.gallery.warn(" ".join(problems))
         return problems
 
     def _write(self, *events) -> None:

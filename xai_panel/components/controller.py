@@ -20,6 +20,7 @@ from typing import Any, Callable
 import panel as pn
 from panel.io.document import hold
 from panel.io.state import set_curdoc
+from tornado.ioloop import IOLoop
 
 __all__ = ["DaemonPool", "Job", "JobRunner", "executor", "foreground", "wait_for_foreground_idle", "classifier"]
 
@@ -115,9 +116,10 @@ def wait_for_foreground_idle() -> None:
 class Job:
     """One unit of background work; ``cancel`` is the Event handed to the engine."""
 
-    def __init__(self, name: str, doc):
+    def __init__(self, name: str, doc, loop=None):
         self.name = name
         self.doc = doc
+        self.loop = loop
         self.cancel = threading.Event()
         self.started = time.perf_counter()
         self.future: Future | None = None
@@ -139,6 +141,7 @@ class JobRunner:
         self._job: Job | None = None
         self._lock = threading.Lock()
         self._doc = pn.state.curdoc
+        self._loop = IOLoop.current(instance=False)
 
     @property
     def job(self) -> Job | None:
@@ -150,7 +153,7 @@ class JobRunner:
     def start(self, work: Callable[..., Any], *args, interactive: bool = True, **kwargs) -> Job:
         """Run ``work(job, *args, **kwargs)`` in the pool after cancelling the previous job."""
         doc = pn.state.curdoc or self._doc
-        job = Job(self.name, doc)
+        job = Job(self.name, doc, IOLoop.current(instance=False) or self._loop)
         with self._lock:
             previous, self._job = self._job, job
         if previous is not None:
@@ -190,8 +193,23 @@ class JobRunner:
                     callback()
 
         if doc is not None and getattr(doc, "session_context", None) is not None:
-            with set_curdoc(doc):
-                pn.state.execute(apply, schedule=True)
+            def schedule():
+                with set_curdoc(doc):
+                    if pn.state.loaded:
+                        pn.state.execute(apply, schedule=True)
+                    else:
+                        # Changes made between the page's render and the browser's connection
+                        # are not sent (e.g. the first page of thumbnails would never show):
+                        # apply them once the page has loaded.
+                        pn.state.onload(apply)
+
+            if job.loop is not None:
+                # Hand over to the event loop first (tornado's add_callback is thread-safe) and
+                # schedule the document callback from there: adding it from this thread could
+                # race with the loop dispatching the document's held events, and be lost.
+                job.loop.add_callback(schedule)
+            else:
+                schedule()
         else:
             apply()
 

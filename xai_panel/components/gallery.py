@@ -102,6 +102,10 @@ class Gallery(pn.viewable.Viewer):
         return self
 
     # -- state -----------------------------------------------------------------------------
+    def warn(self, text: str) -> None:
+        """Tell the user something went wrong (``message`` and a notification)."""
+        self._warn(text)
+
     def _warn(self, text: str) -> None:
         with param.edit_constant(self):
             self.message = text
@@ -264,6 +268,8 @@ class Gallery(pn.viewable.Viewer):
                                             sizing_mode="stretch_width"),
             label_list,
             pn.pane.Markdown(self._progress_note, styles={"color": "#6b7280", "font-size": "12px"}, margin=(0, 10)),
+            pn.pane.Alert(self.param.message, alert_type="warning", visible=self.param.message.rx().rx.pipe(bool),
+                          sizing_mode="stretch_width", css_classes=["xp-gallery-message"]),
             sizing_mode="stretch_width",
         )
 

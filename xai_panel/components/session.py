@@ -154,7 +154,7 @@ class ExplanationSession(pn.viewable.Viewer):
         view = classifier.prepare(image)
         digest = image_hash(image)
         key = explanation_key(digest, classifier.model_id, request)
-        cache: ExplanationCache = self.cache or default_cache()
+        cache: ExplanationCache = self.cache if self.cache is not None else default_cache()  # an empty cache is falsy
         cached = cache.get(key)
         if cached is not None:
             timings["top"] = timings["done"] = job.elapsed()

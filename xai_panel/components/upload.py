@@ -28,6 +28,7 @@ class ImageUpload(pn.viewable.Viewer):
             accepted_filetypes=["image/*"], multiple=False, max_file_size=f"{MAX_UPLOAD_MB}MB",
             layout="compact", sizing_mode="stretch_width", height=120)
         self._dropper.param.watch(self._on_upload, "value")
+        self._seen: dict[str, object] = {}
 
     def load(self, data: bytes, filename: str = "upload") -> None:
         """Decode ``data`` in the background (what a drop does; usable from code too)."""
@@ -38,9 +39,14 @@ class ImageUpload(pn.viewable.Viewer):
         return self
 
     def _on_upload(self, event) -> None:
-        if not event.new:
+        # FileDropper keeps every file of the session in one dict, mutated in place, and also
+        # triggers on deletions: explain the file that arrived in this event, not the first one.
+        current = dict(event.new or {})
+        fresh = [(name, data) for name, data in current.items() if self._seen.get(name) is not data]
+        self._seen = current
+        if not fresh:
             return
-        filename, data = next(iter(event.new.items()))
+        filename, data = fresh[-1]
         if isinstance(data, str):  # text files arrive decoded
             data = data.encode()
         self.load(data, filename)
