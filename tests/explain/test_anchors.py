@@ -54,10 +54,13 @@ def labels_of(engine: PerturbationEngine, k: int) -> list[int]:
     return [c.index for c in top_k_of(engine.predict_full(), engine.classifier.class_names, k)]
 
 
-def fresh_precision(engine, anchor, label, top_n, *, n=500, p_sample=0.5, seed=12345) -> float:
-    """Precision of ``anchor`` on ``n`` new perturbations, predicted by the classifier directly."""
+def fresh_precision(engine, anchor, label, top_n, *, n=500, p_sample=0.5, seed=12345, region_of=None) -> float:
+    """Precision of ``anchor`` on ``n`` new perturbations, predicted by the classifier directly.
+
+    With ``region_of`` the perturbations keep or hide whole regions, as the search did."""
     rng = np.random.default_rng(seed)
-    rows = rng.random((n, engine.n_segments)) >= p_sample
+    region_of = np.arange(engine.n_segments) if region_of is None else np.asarray(region_of)
+    rows = (rng.random((n, region_of.max() + 1)) >= p_sample)[:, region_of]
     rows[:, list(anchor)] = True
     probs = engine.classifier.predict_proba(engine.render(rows))
     return float(np.mean(class_ranks(probs, [label])[:, 0] < top_n))
@@ -70,7 +73,7 @@ def assert_valid(engine, results, labels, top_k, threshold=0.95, n=500, p_sample
         r = results[label]
         top_n = 1 if position == 0 else top_k
         assert r.target == (TOP1 if position == 0 else TOPK)
-        empirical = fresh_precision(engine, r.segments, label, top_n, n=n, p_sample=p_sample)
+        empirical = fresh_precision(engine, r.segments, label, top_n, n=n, p_sample=p_sample, region_of=r.region_of)
         if r.found:
             assert r.precision >= threshold
             assert empirical >= threshold - 0.05 - 3 * sigma, (label, r.segments, r.precision, empirical)
@@ -200,7 +203,7 @@ def test_through_explain_with_the_shared_pool():
 
     result = explain(toy_image(4), one_cell_model(5), methods=("lime", "anchors"), top_k=2, seed=0,
                      segmentation="grid", segmentation_params={"rows": 4, "cols": 4}, fill="constant",
-                     settings={"anchors": {"n_examples": 2}})
+                     settings={"anchors": {"n_examples": 2, "regions": None}})
     assert set(result.anchors) == {0, 1}
     assert result.anchors[0].segments == (5,) and result.anchors[0].examples.shape[0] == 2
     assert result.costs["anchors"].forward_passes < 100  # the pool LIME drew serves almost everything
@@ -271,6 +274,56 @@ def test_no_row_is_counted_twice_for_a_candidate():
             assert store.rows[ids][:, list(anchor)].all()
 
 
+def test_regions_search_whole_regions_and_hold_on_fresh_region_samples():
+    engine = toy_engine(mixed_model(), cells=6)
+    labels = labels_of(engine, 3)
+    # 9 regions of 2x2 cells on the 6x6 grid
+    region_of = (np.arange(36) // 6 // 2) * 3 + (np.arange(36) % 6) // 2
+    assert sorted(set(region_of)) == list(range(9))
+    with engine.track("anchors") as box:
+        results = explain_anchors(engine, labels, top_k=3, seed=0, pool=lime_pool(engine, 1000, 0), region_of=region_of)
+    for r in results.values():
+        np.testing.assert_array_equal(r.region_of, region_of)
+        kept = set(r.segments)
+        for region in set(region_of[list(kept)]):  # an anchor is a union of whole regions
+            assert set(np.flatnonzero(region_of == region)) <= kept
+        if r.examples.size:  # examples keep or hide whole regions
+            hidden = (r.examples == 0).all(axis=-1)  # the toy fill is black
+            bright = (engine.image > 0).any(axis=-1)  # (the grid's last rows and columns are black anyway)
+            for region in range(9):
+                cells = engine.segmentation.mask(tuple(np.flatnonzero(region_of == region))) & bright
+                per_example = hidden[:, cells]
+                assert (per_example.all(axis=1) | ~per_example.any(axis=1)).all()
+    assert_valid(engine, results, labels, 3)
+    per_superpixel = toy_engine(mixed_model(), cells=6)
+    with per_superpixel.track("anchors") as unregioned:
+        explain_anchors(per_superpixel, labels, top_k=3, seed=0, pool=None)
+    assert box["cost"].forward_passes < unregioned["cost"].forward_passes / 2
+
+
+def test_bad_region_maps_are_refused():
+    engine = toy_engine(one_cell_model(5))
+    with pytest.raises(ValueError, match="one region id per superpixel"):
+        explain_anchors(engine, [0], top_k=1, seed=0, pool=None, region_of=np.zeros(3, int))
+
+
+def test_merge_regions_groups_whole_superpixels():
+    from skimage import data
+
+    from xai_panel.explain.segmentation import merge_regions
+
+    image = data.chelsea()[:224, :224]
+    fine = segment(image, "quickshift")
+    region_of = merge_regions(image, fine.labels, 10)
+    m = fine.labels.max() + 1
+    assert region_of.shape == (m,) and 2 <= region_of.max() + 1 <= 12
+    assert sorted(set(region_of)) == list(range(region_of.max() + 1))  # contiguous ids
+    np.testing.assert_array_equal(merge_regions(image, fine.labels, 10), region_of)  # deterministic
+    np.testing.assert_array_equal(merge_regions(image, fine.labels, m + 5), np.arange(m))
+    with pytest.raises(ValueError):
+        merge_regions(image, fine.labels, 0)
+
+
 # -- the real embedded model on a real photo ---------------------------------------------
 @pytest.mark.slow
 def test_real_model_anchors_hold_on_fresh_samples(classifier, shared_sample):
@@ -292,3 +345,20 @@ def test_real_model_anchors_hold_on_fresh_samples(classifier, shared_sample):
     # the examples keep the anchor's superpixels exactly as in the photo
     keep = engine.segmentation.mask(top.segments)
     assert len(top.examples) and (top.examples[:, keep] == view[keep]).all()
+
+
+@pytest.mark.slow
+def test_real_model_region_anchors_for_five_classes_hold_on_fresh_samples(classifier, shared_sample):
+    """The default search (about 10 regions): five classes for a few hundred passes."""
+    from xai_panel.data import load_image
+    from xai_panel.explain import AnchorExplainer
+
+    view = classifier.prepare(load_image(shared_sample / "n02123045_tabby.JPEG"))
+    engine = PerturbationEngine(view, segment(view, "quickshift", seed=0), classifier, "mean")
+    labels = labels_of(engine, 5)
+    with engine.track("anchors") as box:
+        results = AnchorExplainer().compute(engine, labels, seed=0, pool=lime_pool(engine, 1000, 0), top_k=5)
+    print(f"{engine.n_segments} superpixels; {box['cost']}")
+    assert box["cost"].forward_passes < 3000
+    assert sum(r.found for r in results.values()) >= 3
+    assert_valid(engine, results, labels, 5, n=300)

@@ -27,7 +27,7 @@ _SEGMENTATION_PARAMS = {
 }
 
 FAST_SETTINGS = {"lime": {"num_samples": 400}, "anchors": {"n_examples": 4, "max_anchor_size": 3},
-                 "shap": {"estimator": "pool"}}
+                 "shap": {"estimator": "shared", "nsamples": 200}}
 """A budget that keeps the dashboards responsive on a laptop CPU (LIME pool of 400)."""
 
 
@@ -61,7 +61,7 @@ class ExplainerSettings(pn.viewable.Viewer):
 
     _method_widgets = {
         "lime": ["num_samples", "kernel_width"],
-        "anchors": ["threshold", "p_sample", "max_anchor_size", "n_examples"],
+        "anchors": ["threshold", "regions", "p_sample", "max_anchor_size", "n_examples"],
         "shap": ["estimator", "nsamples"],
     }
 

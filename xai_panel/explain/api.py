@@ -27,6 +27,15 @@ def _default_classifier() -> Classifier:
     return load_classifier()
 
 
+def _needs_pool(explainer: Explainer) -> bool:
+    """Whether a method needs the uniform pool (the others use it only when LIME drew it)."""
+    if explainer.method == "shap":
+        return explainer.estimator == "pool"
+    if explainer.method == "anchors":
+        return explainer.regions is None and explainer.p_sample == 0.5
+    return True
+
+
 def explain(
     image: np.ndarray,
     classifier: Classifier | None = None,
@@ -94,7 +103,7 @@ def explain(
     pool_size = explainers["lime"].num_samples if "lime" in explainers else DEFAULT_POOL_SIZE
     for method in (m for m in METHODS if m in explainers):  # LIME first: it builds the pool
         with engine.track(method) as box:
-            if pool is None:
+            if pool is None and _needs_pool(explainers[method]):
                 pool = lime_pool(engine, pool_size, seed)
             output = explainers[method].compute(engine, labels, seed=seed, pool=pool, top_k=int(top_k))
         costs[method] = box["cost"]

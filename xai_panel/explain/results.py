@@ -105,6 +105,9 @@ class AnchorResult:
     examples: np.ndarray  # (k, H, W, 3) uint8 perturbed images that keep the prediction
     counter_examples: np.ndarray  # (k, H, W, 3) uint8 perturbed images that do not
     found: bool  # False: no anchor met the precision threshold (best effort returned)
+    # (M,) region of each superpixel in the search: perturbations keep or hide whole regions
+    # (``AnchorExplainer.regions``); None: every superpixel is a region of its own.
+    region_of: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .results import Segmentation
 
-__all__ = ["segment", "ALGORITHMS", "DEFAULTS"]
+__all__ = ["segment", "merge_regions", "ALGORITHMS", "DEFAULTS"]
 
 DEFAULTS: dict[str, dict[str, object]] = {
     # lime's own defaults for images
@@ -59,3 +59,28 @@ def segment(image: np.ndarray, algorithm: str = "quickshift", seed: int = 0, **p
         params=settings,
         seconds=time.perf_counter() - t0,
     )
+
+
+def merge_regions(image: np.ndarray, labels: np.ndarray, n_regions: int) -> np.ndarray:
+    """Group the superpixels ``labels`` of ``image`` into about ``n_regions`` regions.
+
+    Returns the region (contiguous ids from 0) of each superpixel, shape ``(M,)``. A coarse
+    slic segmentation with alibi's default settings for images (``n_segments=n_regions``,
+    compactness 10, sigma 0.5) is laid over the superpixels and each superpixel joins the
+    coarse segment covering most of its pixels, so every region is a union of whole
+    superpixels: methods that perturb regions still perturb the shared segmentation.
+    With ``n_regions`` or fewer superpixels each superpixel is its own region.
+    """
+    from skimage import segmentation as sk
+
+    labels = np.asarray(labels)
+    m = int(labels.max()) + 1
+    if n_regions < 1:
+        raise ValueError(f"n_regions must be >= 1, got {n_regions}")
+    if m <= n_regions:
+        return np.arange(m, dtype=np.int32)
+    coarse = sk.slic(image, n_segments=int(n_regions), compactness=10.0, sigma=0.5, start_label=0, channel_axis=-1)
+    overlap = np.zeros((m, int(coarse.max()) + 1), np.int64)
+    np.add.at(overlap, (labels.ravel(), coarse.ravel()), 1)
+    _, region = np.unique(overlap.argmax(axis=1), return_inverse=True)
+    return region.astype(np.int32)

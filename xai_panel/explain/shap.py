@@ -5,6 +5,9 @@ Three estimators, one result type (``ShapResult``):
 ``"pool"``
     KernelSHAP solved on the engine's *shared* uniform coalition pool (the one LIME uses):
     no forward passes beyond f(empty coalition). See ``shap_from_pool`` for why it is valid.
+``"shared"`` (default)
+    KernelSHAP on the shared pool plus ``nsamples`` paired draws from the Shapley kernel,
+    combined by importance sampling: LIME's passes serve SHAP too. See ``shap_shared``.
 ``"kernel"``
     ``shap.KernelExplainer`` over superpixel coalitions, every model call through the
     engine (memoised, batched, counted, cancellable).
@@ -29,9 +32,9 @@ from scipy.special import gammaln
 from .engine import PerturbationEngine
 from .results import ShapResult
 
-__all__ = ["explain_shap", "shap_from_pool", "shapley_kernel_weights", "ESTIMATORS"]
+__all__ = ["explain_shap", "shap_from_pool", "shap_shared", "shapley_kernel_weights", "ESTIMATORS"]
 
-ESTIMATORS = ("pool", "kernel", "partition")
+ESTIMATORS = ("pool", "shared", "kernel", "partition")
 
 # shap.KernelExplainer draws its coalitions from NumPy's *global* RNG (np.random.choice and
 # np.random.permutation). We seed it for reproducibility and restore the caller's state
@@ -78,6 +81,10 @@ def explain_shap(
 
             pool = lime_pool(engine, int(nsamples), seed)
         return shap_from_pool(engine, labels, pool)
+    if estimator == "shared":
+        if pool is None:  # no pool to share: the paired kernel draws alone
+            pool = (np.zeros((0, engine.n_segments), bool), np.zeros((0, engine.classifier.num_classes)))
+        return shap_shared(engine, labels, pool, int(nsamples), seed)
     if estimator == "kernel":
         return _kernel(engine, labels, int(nsamples), seed)
     if estimator == "partition":
@@ -174,6 +181,91 @@ def shap_from_pool(
                           prediction=float(full[j]), estimator="pool")
         for j, label in enumerate(labels)
     }
+
+
+# -- "shared": the pool plus paired draws from the Shapley kernel ------------------------------
+
+
+def _log_binom(m: int, s: np.ndarray) -> np.ndarray:
+    return gammaln(m + 1.0) - gammaln(s + 1.0) - gammaln(m - s + 1.0)
+
+
+def kernel_size_distribution(m: int) -> np.ndarray:
+    """P(|z| = s) for s = 1..M-1 when coalitions are drawn from the Shapley kernel."""
+    s = np.arange(1, m, dtype=np.float64)
+    p = (m - 1.0) / (s * (m - s))
+    return p / p.sum()
+
+
+def paired_kernel_coalitions(m: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` coalitions drawn from the Shapley kernel in complementary pairs (z, 1 - z).
+
+    Paired (antithetic) sampling lowers KernelSHAP's variance (Covert & Lee, AISTATS 2021);
+    the kernel is symmetric in s <-> M - s, so a complement is a draw from it too.
+    """
+    half = (n + 1) // 2
+    sizes = rng.choice(np.arange(1, m), size=half, p=kernel_size_distribution(m))
+    keys = rng.random((half, m))
+    ranks = keys.argsort(axis=1).argsort(axis=1)
+    rows = ranks < sizes[:, None]  # a uniformly random subset of each drawn size
+    return np.concatenate([rows, ~rows])[:n] if n % 2 == 0 else np.concatenate([rows, ~rows[:-1]])
+
+
+def shap_shared(
+    engine: PerturbationEngine, labels: Iterable[int], pool: tuple[np.ndarray, np.ndarray], nsamples: int, seed: int
+) -> dict[int, ShapResult]:
+    """KernelSHAP on the shared uniform pool *plus* ``nsamples`` paired draws from the kernel.
+
+    The two sources complement each other: the uniform pool (LIME's, already evaluated)
+    covers coalition sizes near M/2, the paired kernel draws cover the small and large
+    sizes that carry most of the Shapley kernel's mass and that a uniform pool almost never
+    draws. The regression rows are the union, weighted by multiple importance sampling
+    (balance heuristic): w(z) = pi(z) / q(z) with q the mixture of both samplers in
+    proportion to their row counts, so the weighted objective stays an unbiased estimate of
+    KernelSHAP's. Costs ``nsamples`` new passes (fewer when memoised) instead of the pool's.
+    """
+    coalitions, probs = pool
+    coalitions = np.asarray(coalitions, bool)
+    probs = np.asarray(probs)
+    labels = [int(label) for label in labels]
+    m = engine.n_segments
+    if coalitions.ndim != 2 or coalitions.shape[1] != m or len(probs) != len(coalitions):
+        raise ValueError(f"pool must be (coalitions (n, {m}), probs (n, C)); got {coalitions.shape} and {probs.shape}")
+    if m < 3 or nsamples < 2:
+        return {label: replace_estimator(r, "shared") for label, r in shap_from_pool(engine, labels, pool).items()}
+    engine.check_cancelled()
+    rng = np.random.default_rng([seed, 0x5AA9])
+    drawn = paired_kernel_coalitions(m, int(nsamples), rng)
+    drawn_probs = engine.evaluate(drawn)
+    full = engine.predict_full()[labels].astype(np.float64)
+    empty = engine.evaluate(np.zeros((1, m), bool))[0, labels].astype(np.float64)
+    total = full - empty
+    sizes_pool = coalitions.sum(axis=1)
+    inner = (sizes_pool > 0) & (sizes_pool < m)
+    z = np.concatenate([coalitions[inner], drawn]).astype(np.float64)
+    y = np.concatenate([probs[inner], drawn_probs])[:, labels].astype(np.float64) - empty[None, :]
+    sizes = z.sum(axis=1)
+    n_uniform, n_kernel = float(inner.sum()), float(len(drawn))
+    log_c = _log_binom(m, sizes)
+    log_pi = np.log(m - 1.0) - log_c - np.log(sizes) - np.log(m - sizes)  # kernel weight per coalition
+    log_pk = np.log(kernel_size_distribution(m))[sizes.astype(int) - 1] - log_c  # kernel sampler's q(z)
+    terms = [np.log(n_kernel) + log_pk]
+    if n_uniform:
+        terms.append(np.full_like(log_pk, np.log(n_uniform) - m * np.log(2.0)))  # uniform sampler's q(z)
+    log_q = np.logaddexp.reduce(terms, axis=0)
+    log_w = log_pi - log_q
+    values = _constrained_wls(z, y, np.exp(log_w - log_w.max()), total)
+    return {
+        label: ShapResult(label=label, values=values[:, j].copy(), base_value=float(empty[j]),
+                          prediction=float(full[j]), estimator="shared")
+        for j, label in enumerate(labels)
+    }
+
+
+def replace_estimator(result: ShapResult, estimator: str) -> ShapResult:
+    from dataclasses import replace
+
+    return replace(result, estimator=estimator)
 
 
 # -- "kernel": shap.KernelExplainer over superpixel coalitions --------------------------------
