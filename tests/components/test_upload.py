@@ -7,6 +7,7 @@ import struct
 import zlib
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from xai_panel.components import ImageUpload
@@ -54,3 +55,38 @@ def test_bad_uploads_are_refused_with_a_clear_message(photos):
     upload._dropper.value = {"more.txt": "plain text arrives as str"}
     upload.wait()
     assert upload.error.startswith("more.txt:")
+
+
+def test_the_configured_size_limit_refuses_larger_uploads(photos, monkeypatch):
+    data = png_bytes(photos["coffee"])  # about 0.5 MB
+    monkeypatch.setenv("XAI_PANEL_MAX_UPLOAD_MB", "1")
+    upload = ImageUpload()
+    assert upload.max_mb == 1 and upload._dropper.max_file_size == "1MB"
+    big = data + b"\0" * (1024 * 1024)  # over 1 MB: refused before decoding
+    upload.load(big, "big.png")
+    upload.wait()
+    assert upload.error.startswith("big.png:") and "too large" in upload.error and upload.image is None
+    upload.load(data, "coffee.png")
+    upload.wait()
+    assert upload.error == "" and upload.name == "coffee.png"
+    for bad in ("0", "lots"):
+        monkeypatch.setenv("XAI_PANEL_MAX_UPLOAD_MB", bad)
+        with pytest.raises(ValueError, match="XAI_PANEL_MAX_UPLOAD_MB"):
+            ImageUpload()
+
+
+def test_a_new_drop_is_explained_even_when_earlier_files_stay_in_the_drop_zone(photos):
+    """FileDropper keeps every file in one dict; the newest one is the one to explain."""
+    upload = ImageUpload()
+    dropped = {"broken.jpg": b"not a jpeg"}
+    upload._dropper.value = dropped
+    upload.wait()
+    assert upload.error.startswith("broken.jpg:")
+    dropped["coffee.png"] = png_bytes(photos["coffee"])  # FileDropper mutates its dict in place
+    upload._dropper.param.trigger("value")
+    upload.wait()
+    assert upload.error == "" and upload.name == "coffee.png"
+    del dropped["broken.jpg"]  # a deletion is not a new upload
+    upload._dropper.param.trigger("value")
+    upload.wait()
+    assert upload.name == "coffee.png" and upload.error == ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import panel as pn
 import param
@@ -9,9 +11,24 @@ import param
 from ..data import ImageError, load_image
 from .controller import Job, JobRunner
 
-__all__ = ["ImageUpload", "MAX_UPLOAD_MB"]
+__all__ = ["ImageUpload", "MAX_UPLOAD_MB", "max_upload_mb"]
 
-MAX_UPLOAD_MB = 50
+MAX_UPLOAD_MB = 20
+"""Default upload limit in MB; ``XAI_PANEL_MAX_UPLOAD_MB`` overrides it (1 to 1024)."""
+
+
+def max_upload_mb() -> int:
+    """The configured upload limit: ``XAI_PANEL_MAX_UPLOAD_MB`` or the default."""
+    raw = os.environ.get("XAI_PANEL_MAX_UPLOAD_MB", "").strip()
+    if not raw:
+        return MAX_UPLOAD_MB
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"XAI_PANEL_MAX_UPLOAD_MB must be a whole number of megabytes, got {raw!r}") from None
+    if not 1 <= value <= 1024:
+        raise ValueError(f"XAI_PANEL_MAX_UPLOAD_MB must be between 1 and 1024, got {value}")
+    return value
 
 
 class ImageUpload(pn.viewable.Viewer):
@@ -23,9 +40,10 @@ class ImageUpload(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
+        self.max_mb = max_upload_mb()
         self._runner = JobRunner("upload")
         self._dropper = pn.widgets.FileDropper(
-            accepted_filetypes=["image/*"], multiple=False, max_file_size=f"{MAX_UPLOAD_MB}MB",
+            accepted_filetypes=["image/*"], multiple=False, max_file_size=f"{self.max_mb}MB",
             layout="compact", sizing_mode="stretch_width", height=120)
         self._dropper.param.watch(self._on_upload, "value")
         self._seen: dict[str, object] = {}
@@ -53,7 +71,7 @@ class ImageUpload(pn.viewable.Viewer):
 
     def _decode(self, job: Job, data: bytes, filename: str) -> None:
         try:
-            image = load_image(data, max_bytes=MAX_UPLOAD_MB * 1024 * 1024)
+            image = load_image(data, max_bytes=self.max_mb * 1024 * 1024)
         except ImageError as exc:
             message = f"{filename}: {exc}".replace("The image data", "the file")
             self._runner.publish(job, lambda: self._refuse(message))
@@ -77,5 +95,5 @@ class ImageUpload(pn.viewable.Viewer):
                               sizing_mode="stretch_width", css_classes=["xp-upload-error"])
         return pn.Column(
             pn.pane.Markdown("**Your own image** — drop a JPEG, PNG, WebP, GIF, BMP or TIFF (up to "
-                             f"{MAX_UPLOAD_MB} MB), or click to browse.", margin=(0, 5)),
+                             f"{self.max_mb} MB), or click to browse.", margin=(0, 5)),
             self._dropper, alert, sizing_mode="stretch_width")
