@@ -5,7 +5,8 @@ the image is decoded and classified at once (``top`` appears within milliseconds
 ``xai_panel.explain`` runs in the thread pool and ``explanation`` is republished after
 each method (LIME first). A new source cancels the previous job. Finished explanations
 go to a per-process cache keyed by (image content, model id, settings, seed), so
-revisiting an image is instant.
+revisiting an image is instant. When the server's compute queue is full the request is
+refused at once with a "server busy" error; nothing is left waiting.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..explain.results import ClassScore, Explanation
 from ..models import ModelError
 from ..models.classifier import top_k_of
 from .cache import ExplanationCache, default_cache, explanation_key
-from .controller import Job, JobRunner, classifier as load_model
+from .controller import Job, JobRunner, ServerBusy, classifier as load_model, compute_queue
 from .settings import ExplainerSettings
 
 __all__ = ["ExplanationSession", "STATUSES", "DEFAULT_MODEL"]
@@ -91,7 +92,7 @@ class ExplanationSession(pn.viewable.Viewer):
     def __init__(self, **params):
         params.setdefault("settings", ExplainerSettings())
         super().__init__(**params)
-        self._runner = JobRunner("explain")
+        self._runner = JobRunner("explain", queue=compute_queue())
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.on_session_destroyed(lambda _ctx: self._runner.cancel())
         if self.source is not None:
@@ -110,10 +111,15 @@ class ExplanationSession(pn.viewable.Viewer):
         # Snapshots of the explainers (custom subclasses included): later edits of the
         # settings must not change a computation that is already running.
         explainers = {m: self.settings.explainer(m) for m in request["methods"]}
+        name = self.source_name or _describe(self.source)
         self._set(status="loading", error="", running="", progress=0.0, from_cache=False,
                   pending=list(request["methods"]), method_errors={})
-        self._runner.start(self._work, self.source, self.source_name or _describe(self.source), self.model, request,
-                           explainers)
+        try:
+            self._runner.start(self._work, self.source, name, self.model, request, explainers)
+        except ServerBusy as exc:
+            # The previous image's results would be mistaken for this one's: clear them.
+            self._set(status="error", error=str(exc), image=None, image_name=name, image_digest="", top=[],
+                      explanation=None, pending=[], timings={})
 
     def cancel(self) -> None:
         """Stop the running job (its partial results stay)."""
