@@ -212,10 +212,18 @@ def median_max(values: list[float]) -> str:
 
 
 def server_errors(log: Path) -> list[str]:
-    """Tracebacks and ERROR lines the server logged."""
-    text = log.read_text(errors="replace") if log.exists() else ""
-    lines = text.splitlines()
-    return [line for line in lines if "Traceback" in line or " ERROR" in line or line.startswith("ERROR")]
+    """The server's logged errors: each traceback's exception line, and ERROR lines."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    errors, in_traceback = [], False
+    for line in lines:
+        if line.startswith("Traceback"):
+            in_traceback = True
+        elif in_traceback and line and not line.startswith((" ", "\t")):
+            errors.append(f"traceback: {line}")  # the exception that ends the traceback
+            in_traceback = False
+        elif " ERROR" in line or line.startswith("ERROR"):
+            errors.append(line)
+    return errors
 
 
 # -- this benchmark ----------------------------------------------------------------------

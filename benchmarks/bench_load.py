@@ -267,8 +267,10 @@ def report(args, result: dict, monitor: Monitor, log_errors: list[str], settings
         lines.append(f"{name:28}{percentiles([r['top5'] for r in sel])}   (wall p50 {wall[0]} p95 {wall[1]})")
     cached = [r["top5"] for r in soak if r["kind"] == "cached"]
     p95 = float(np.percentile(cached, 95)) if cached else float("nan")
-    lines.append(f"goal: cached p95 < {GOAL_CACHED_P95} s: {'met' if p95 < GOAL_CACHED_P95 else 'MISSED'} "
-                 f"({p95:.2f} s)")
+    lost = sum(r["planned"] == "cached" and r["kind"] in ("timeout", "error") for r in soak)
+    met = p95 < GOAL_CACHED_P95 and lost == 0  # a click that never showed its result is slower than any goal
+    lines.append(f"goal: cached p95 < {GOAL_CACHED_P95} s: {'met' if met else 'MISSED'} "
+                 f"({p95:.2f} s over {len(cached)} answered; {lost} clicks on cached images never answered)")
     misses = sum(r["planned"] == "cached" and r["kind"] == "computed" for r in soak)
     count = {k: sum(r["kind"] == k for r in soak + result["warmup"]) for k in ("timeout", "refused", "error")}
     lines.append(f"errors: timeouts {count['timeout']}, refused as busy {count['refused']}, other click errors "
