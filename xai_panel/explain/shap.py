@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -119,6 +120,15 @@ def _constrained_wls(z: np.ndarray, y: np.ndarray, w: np.ndarray, total: np.ndar
     return np.vstack([head, total[None, :] - head.sum(axis=0, keepdims=True)])  # (M, L)
 
 
+def _checked_pool(engine: PerturbationEngine, pool) -> tuple[np.ndarray, np.ndarray]:
+    """``(coalitions (n, M) bool, probs (n, C))`` of a pool, its shapes checked against the engine."""
+    coalitions, probs = np.asarray(pool[0], bool), np.asarray(pool[1])
+    m = engine.n_segments
+    if coalitions.ndim != 2 or coalitions.shape[1] != m or len(probs) != len(coalitions):
+        raise ValueError(f"pool must be (coalitions (n, {m}), probs (n, C)); got {coalitions.shape} and {probs.shape}")
+    return coalitions, probs
+
+
 def shap_from_pool(
     engine: PerturbationEngine, labels: Iterable[int], pool: tuple[np.ndarray, np.ndarray]
 ) -> dict[int, ShapResult]:
@@ -155,13 +165,9 @@ def shap_from_pool(
     invalid shape are rejected. Costs exactly one engine evaluation (the empty coalition,
     often already memoised) plus the full image's (memoised by the pool's first row).
     """
-    coalitions, probs = pool
-    coalitions = np.asarray(coalitions, bool)
-    probs = np.asarray(probs)
+    coalitions, probs = _checked_pool(engine, pool)
     labels = [int(label) for label in labels]
     m = engine.n_segments
-    if coalitions.ndim != 2 or coalitions.shape[1] != m or len(probs) != len(coalitions):
-        raise ValueError(f"pool must be (coalitions (n, {m}), probs (n, C)); got {coalitions.shape} and {probs.shape}")
     engine.check_cancelled()
     full = engine.predict_full()[labels].astype(np.float64)
     empty = engine.evaluate(np.zeros((1, m), bool))[0, labels].astype(np.float64)
@@ -224,15 +230,11 @@ def shap_shared(
     proportion to their row counts, so the weighted objective stays an unbiased estimate of
     KernelSHAP's. Costs ``nsamples`` new passes (fewer when memoised) instead of the pool's.
     """
-    coalitions, probs = pool
-    coalitions = np.asarray(coalitions, bool)
-    probs = np.asarray(probs)
+    coalitions, probs = _checked_pool(engine, pool)
     labels = [int(label) for label in labels]
     m = engine.n_segments
-    if coalitions.ndim != 2 or coalitions.shape[1] != m or len(probs) != len(coalitions):
-        raise ValueError(f"pool must be (coalitions (n, {m}), probs (n, C)); got {coalitions.shape} and {probs.shape}")
     if m < 3 or nsamples < 2:
-        return {label: replace_estimator(r, "shared") for label, r in shap_from_pool(engine, labels, pool).items()}
+        return {label: replace(r, estimator="shared") for label, r in shap_from_pool(engine, labels, pool).items()}
     engine.check_cancelled()
     rng = np.random.default_rng([seed, 0x5AA9])
     drawn = paired_kernel_coalitions(m, int(nsamples), rng)
@@ -260,12 +262,6 @@ def shap_shared(
                           prediction=float(full[j]), estimator="shared")
         for j, label in enumerate(labels)
     }
-
-
-def replace_estimator(result: ShapResult, estimator: str) -> ShapResult:
-    from dataclasses import replace
-
-    return replace(result, estimator=estimator)
 
 
 # -- "kernel": shap.KernelExplainer over superpixel coalitions --------------------------------
