@@ -23,11 +23,19 @@ QUICK_SETTINGS = {
     "lime": {"num_samples": 60}, "anchors": {"batch_size": 20, "coverage_samples": 200}, "shap": {"estimator": "pool"},
 }
 BOKEH_LABELS = """() => {
-  // Plot titles and axis tick labels of every Bokeh plot on the page (the panes label each
-  // class's image on the axis): the text drawn on canvases, which the DOM does not hold.
+  // The labels of every picture on the page: captions of the panes' tiles and strips (held,
+  // HTML-escaped, in the text of their HTML models), and titles and axis tick labels of the
+  // Bokeh plots: text the DOM of the page does not hold until it is drawn.
   const labels = [];
+  const unescape = (s) => new DOMParser().parseFromString(s, "text/html").documentElement.textContent;
+  const CAPTION = /&lt;(figcaption|div class=&quot;xp-strip-title&quot;)&gt;(.*?)&lt;\\/(figcaption|div)&gt;/g;
   for (const doc of Bokeh.documents)
     for (const m of doc._all_models.values()) {
+      if (typeof m.text === "string" && m.text.includes("xp-tile"))
+        for (const match of m.text.matchAll(CAPTION)) {
+          const text = unescape(unescape(match[2])).trim();
+          if (text) labels.push(text);
+        }
       if (m.title && typeof m.title === "object" && "text" in m.title && m.renderers) labels.push(m.title.text);
       const o = m.major_label_overrides;
       if (o instanceof Map) o.forEach(v => labels.push(String(v)));

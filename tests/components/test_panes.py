@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import dataclasses
 
+import base64
+import io
+import re
+
 import holoviews as hv
 import numpy as np
 import pytest
+from PIL import Image
 
 from xai_panel.components import AnchorPane, ImagePane, LimePane, ShapPane, TimingPane, TopClasses
 from xai_panel.components.image_pane import shrink
-from xai_panel.components.method_pane import SELECTED
 from xai_panel.components.rendering import anchor_overlay, lime_overlay, shap_map, symmetric_limit
+from xai_panel.components.shap_pane import shap_overlay
+from xai_panel.components.strip import tile_cache
 from xai_panel.explain.results import AnchorResult
 
 
-def rgb_array(element) -> np.ndarray:
-    """The pixels an hv.RGB was given (top row first)."""
-    return np.asarray(element.data)[..., :3]
+def pictures(html: str) -> list[np.ndarray]:
+    """The images a pane's HTML holds, decoded, in order."""
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+            for data in re.findall(r'src="data:image/jpeg;base64,([^"]+)"', html)]
+
+
+def captions(html: str) -> list[str]:
+    return re.findall(r"<figcaption>(.*?)</figcaption>", html)
+
+
+def close(a: np.ndarray, b: np.ndarray, tolerance: float = 4.0) -> bool:
+    """Equal up to JPEG's loss (mean absolute difference in grey levels)."""
+    return a.shape == b.shape and float(np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16)))) < tolerance
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +83,22 @@ def test_lime_pane_draws_each_class_and_filters_without_recomputing(lime_shap):
     for (label, tile), score in zip(tiles, lime_shap.top):
         expected = lime_overlay(lime_shap.image, segments, lime_shap.lime[score.index], 5)
         assert score.name in label and "R²" in label
-        if score.index == pane.selected:
-            assert label.startswith("▶ 2.") and (tile[:5] == SELECTED).all()  # the inspected class is framed
-            assert np.array_equal(tile[5:-5, 5:-5], expected[5:-5, 5:-5])
-        else:
-            assert np.array_equal(tile, expected)
-    plot = pane._plot[()]
-    assert isinstance(plot, hv.RGB)
-    assert [t[1] for t in plot.opts.get().kwargs["xticks"]] == [label for label, _ in tiles]
+        assert label.startswith("▶ 2.") == (score.index == pane.selected)  # the inspected class is marked
+        assert np.array_equal(tile, expected)
+    # The page gets the same pictures (as JPEG) with the same captions, the inspected one framed.
+    html = pane._view.object
+    assert captions(html) == [label for label, _ in tiles]
+    assert all(close(sent, tile) for sent, (_, tile) in zip(pictures(html), tiles))
+    assert len(re.findall(r'class="xp-tile xp-chosen"', html)) == 1
+    assert html.index("xp-chosen") > html.index(f"<figcaption>1. ")  # rank 2 is framed, not rank 1
+    hits = tile_cache().hits
+    pane.selected = lime_shap.top[0].index  # moving the frame re-encodes nothing
+    assert tile_cache().hits >= hits + 5 and captions(pane._view.object)[0].startswith("▶ 1.")
     pane.param.update(num_features=2, show_negative=True)
     label = lime_shap.top[0].index
     expected = lime_overlay(lime_shap.image, segments, lime_shap.lime[label], 2, show_negative=True)
     assert np.array_equal(pane.tiles()[0][1], expected)
+    assert close(pictures(pane._view.object)[0], expected)
     assert pane.explanation is lime_shap  # only the display changed
 
 
@@ -86,17 +106,22 @@ def test_shap_pane_uses_one_colour_scale_for_all_classes(lime_shap):
     pane = ShapPane(explanation=lime_shap, selected=lime_shap.top[0].index)
     limit = symmetric_limit(shap_map(lime_shap.segmentation.labels, r) for r in lime_shap.shap.values())
     assert pane.limit() == limit
-    overlay = pane._plot[()]
-    heat = overlay.get(1)
-    assert isinstance(heat, hv.Image) and heat.opts.get().kwargs["clim"] == (-limit, limit)
-    assert heat.opts.get().kwargs["colorbar"] is True  # one colour bar for the row
     first = lime_shap.top[0].index
     label, values = pane.tiles()[1]
     assert "Σφ" in label and np.allclose(values, shap_map(lime_shap.segmentation.labels, lime_shap.shap[lime_shap.top[1].index]))
-    side = lime_shap.image.shape[0]
-    assert np.allclose(np.asarray(heat.data)[5:-5, 5:side - 5], shap_map(lime_shap.segmentation.labels,
-                                                                      lime_shap.shap[first])[5:-5, 5:-5])
-    assert np.isnan(np.asarray(heat.data)[0, 0])  # the inspected (top) class keeps its frame visible
+    html = pane._view.object
+    sent = pictures(html)
+    assert len(sent) == 5 and "xp-colorbar" in html and f"{limit:+.3g}" in html  # one colour bar for the row
+    for score, picture in zip(lime_shap.top, sent):  # every class on the same scale
+        values = shap_map(lime_shap.segmentation.labels, lime_shap.shap[score.index])
+        assert close(picture, shap_overlay(lime_shap.image, values, limit, "RdBu_r", 0.7))
+    # Red where the value is most positive, blue where most negative.
+    values = shap_map(lime_shap.segmentation.labels, lime_shap.shap[first])
+    picture = sent[0].astype(int)
+    hi, lo = np.unravel_index(np.argmax(values), values.shape), np.unravel_index(np.argmin(values), values.shape)
+    assert picture[hi][0] > picture[hi][2] and picture[lo][2] > picture[lo][0]
+    pane.alpha = 0.3
+    assert close(pictures(pane._view.object)[0], shap_overlay(lime_shap.image, values, limit, "RdBu_r", 0.3))
 
 
 def test_anchor_pane_shows_anchors_statistics_and_examples(with_anchors):
@@ -106,24 +131,26 @@ def test_anchor_pane_shows_anchors_statistics_and_examples(with_anchors):
     expected = anchor_overlay(with_anchors.image, with_anchors.segmentation.labels, with_anchors.anchors[top[0].index])
     assert np.array_equal(tiles[0][1], expected)
     assert tiles[0][0].endswith("P 96%") and tiles[4][0].endswith("no anchor")
-    table = pane._table(with_anchors).object
+    table = pane._table(with_anchors)
     assert "96.0%" in table and "30.0%" in table and "best effort" in table
     assert pane.inspected() is with_anchors.anchors[top[1].index]
-    strip = pane._examples[()]
-    title = strip.opts.get().kwargs["title"]
+    strip = pane.examples_html()
+    title = re.search(r'xp-strip-title">(.*?)</div>', strip).group(1)
     assert "keep" in title and top[1].name in title and "(1)" in title  # rank 2 has one example
-    assert rgb_array(strip).shape[1] > rgb_array(strip).shape[0] * 3  # four tiles side by side
+    assert len(pictures(strip)) == 1 and strip.count("xp-tile") == pane.max_examples  # padded to four slots
+    assert close(pictures(strip)[0], with_anchors.anchors[top[1].index].examples[0])
+    assert "lose" in pane.examples_html(kind="counter_examples")
 
 
 def test_panes_show_placeholders_and_errors_before_results(lime_shap):
     pane = LimePane()
     assert [label for label, _ in pane.tiles()] == [""] * 5
-    assert "Select an image" in pane._state(None, False, "").object
-    assert "Computing" in pane._state(None, True, "").object
-    assert "failed" in pane._state(lime_shap, False, "boom").object
+    assert "Select an image" in pane._state(None, False, "")
+    assert "Computing" in pane._state(None, True, "")
+    assert "failed" in pane._state(lime_shap, False, "<boom>") and "&lt;boom&gt;" in pane._state(lime_shap, False, "<boom>")
     # An explanation without this method: the pane says so; the tiles name the classes, blank.
     anchor_pane = AnchorPane(explanation=lime_shap)
-    assert "not requested" in anchor_pane._state(lime_shap, False, "").object
+    assert "not requested" in anchor_pane._state(lime_shap, False, "")
     assert [label for label, _ in anchor_pane.tiles()][0] == f"1. {lime_shap.top[0].name}"
 
 
@@ -144,17 +171,23 @@ def test_timing_pane_reports_the_engine_costs(lime_shap):
     rows = pane.rows(lime_shap)
     assert [r["method"] for r in rows] == ["top-k", "lime", "shap"]
     assert rows[1]["forward_passes"] == lime_shap.costs["lime"].forward_passes
-    html = pane._table(lime_shap, pane.timings, False).object
+    html = pane._table(lime_shap, pane.timings, False)
     assert str(lime_shap.total_forward_passes) in html and "0.60" in html
-    bars = pane._chart[()]
-    total = sum(bars.dimension_values("seconds"))
-    assert total == pytest.approx(sum(c.wall_seconds for c in lime_shap.costs.values()), rel=1e-6)
+    bars = pane._bars(lime_shap)
+    widths = [float(w) for w in re.findall(r"width: ([\d.]+)%", bars)]
+    assert len(widths) == 2 * len(rows) and max(widths[i] + widths[i + 1] for i in range(0, len(widths), 2)) == pytest.approx(100, abs=0.2)
+    for row in rows:  # every method's wall time is written next to its bar
+        assert f"{row['wall_seconds']:.2f} s" in bars
 
 
 def test_image_pane_shrinks_large_images(photos):
     big = np.zeros((2000, 3000, 3), np.uint8)
     assert shrink(big, 300).shape == (200, 300, 3)
     assert shrink(photos["coffee"], 4000) is photos["coffee"]
-    pane = ImagePane(image=big, title="big")
-    element = pane._plot[()]
-    assert rgb_array(element).shape == (300, 300, 3)  # letterboxed into one square size
+    big[:, :, 0] = 200
+    pane = ImagePane(image=big, title="big <one>")
+    assert pane.picture().shape == (300, 300, 3)  # letterboxed into one square size
+    html = pane.html()
+    sent = pictures(html)[0]
+    assert sent.shape == (300, 300, 3) and close(sent, pane.picture())
+    assert captions(html) == ["big &lt;one&gt;"]

@@ -26,7 +26,7 @@ def test_stability_is_computed_on_request_with_progress(photos):
     for per_class in report.results.values():
         for s in per_class.values():
             assert 0 <= s.seed_jaccard <= 1 and not math.isnan(s.noise_jaccard)
-    html = pane._table(report).object
+    html = pane._table(report)
     assert "seed Jaccard" in html and report.top[0].name in html
     spread = pane._map[()]
     heat = spread.get(1)

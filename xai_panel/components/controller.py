@@ -359,8 +359,8 @@ class JobRunner:
             if not todo:
                 return
             errors = []
-            # One model-graph recomputation for the whole update instead of one per
-            # changed plot: with a dozen plots on a page that is most of the cost.
+            # One message and one model-graph recomputation for the whole update (every
+            # HoloViews plot update recomputes the graph on its own otherwise).
             with hold(doc, freeze=True):
                 for fn in todo:
                     try:

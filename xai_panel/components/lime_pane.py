@@ -28,11 +28,12 @@ class LimePane(MethodPane):
         return {"num_features": self.param.num_features, "show_negative": self.param.show_negative,
                 "show_boundaries": self.param.show_boundaries}
 
-    def _tile(self, explanation, label, num_features, show_negative, show_boundaries):
-        result = explanation.lime[label]
-        image = lime_overlay(explanation.image, explanation.segmentation.labels, result, num_features,
-                             show_negative=show_negative, show_boundaries=show_boundaries)
-        return image, f" · R² {result.score:.2f}"
+    def _draw(self, explanation, label, num_features, show_negative, show_boundaries):
+        return lime_overlay(explanation.image, explanation.segmentation.labels, explanation.lime[label], num_features,
+                            show_negative=show_negative, show_boundaries=show_boundaries)
+
+    def _suffix(self, explanation, label):
+        return f" · R² {explanation.lime[label].score:.2f}"
 
     def _controls(self) -> list:
         low, high = self.param.num_features.bounds

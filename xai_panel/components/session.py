@@ -11,6 +11,7 @@ refused at once with a "server busy" error; nothing is left waiting.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import replace
@@ -33,6 +34,7 @@ from .settings import ExplainerSettings
 __all__ = ["ExplanationSession", "STATUSES", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = "efficientnet_lite0"
+_log = logging.getLogger(__name__)
 STATUSES = ("idle", "loading", "explaining", "done", "error")
 _PROGRESS_INTERVAL = 0.25  # seconds between progress updates sent to the page
 
@@ -72,6 +74,8 @@ class ExplanationSession(pn.viewable.Viewer):
 
     image = param.Array(default=None, allow_None=True, constant=True, doc="The decoded image (read-only).")
     image_name = param.String(default="", constant=True, doc="Name of the image shown (read-only).")
+    requested = param.String(default="", constant=True,
+                             doc="Name of the image asked for last, shown or still loading (read-only).")
     image_digest = param.String(default="", constant=True, doc="SHA-256 of the decoded pixels (read-only).")
     model_id = param.String(default="", constant=True, doc="Id of the classifier used (read-only).")
     top = param.List(default=[], item_type=ClassScore, constant=True,
@@ -93,6 +97,7 @@ class ExplanationSession(pn.viewable.Viewer):
         params.setdefault("settings", ExplainerSettings())
         super().__init__(**params)
         self._runner = JobRunner("explain", queue=compute_queue())
+        self._prerenders: list = []
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.on_session_destroyed(lambda _ctx: self._runner.cancel())
         if self.source is not None:
@@ -104,7 +109,7 @@ class ExplanationSession(pn.viewable.Viewer):
         """(Re)start the job for the current source, model and settings."""
         if self.source is None:
             self._runner.cancel()
-            self._set(image=None, image_name="", image_digest="", top=[], explanation=None, status="idle",
+            self._set(image=None, image_name="", requested="", image_digest="", top=[], explanation=None, status="idle",
                       running="", progress=0.0, pending=[], method_errors={}, error="", from_cache=False, timings={})
             return
         request = dict(self.settings.request, top_k=int(self.top_k))
@@ -112,7 +117,7 @@ class ExplanationSession(pn.viewable.Viewer):
         # settings must not change a computation that is already running.
         explainers = {m: self.settings.explainer(m) for m in request["methods"]}
         name = self.source_name or _describe(self.source)
-        self._set(status="loading", error="", running="", progress=0.0, from_cache=False,
+        self._set(status="loading", requested=name, error="", running="", progress=0.0, from_cache=False,
                   pending=list(request["methods"]), method_errors={})
         try:
             self._runner.start(self._work, self.source, name, self.model, request, explainers)
@@ -120,6 +125,14 @@ class ExplanationSession(pn.viewable.Viewer):
             # The previous image's results would be mistaken for this one's: clear them.
             self._set(status="error", error=str(exc), image=None, image_name=name, image_digest="", top=[],
                       explanation=None, pending=[], timings={})
+
+    def add_prerender(self, render) -> None:
+        """Call ``render(explanation)`` in the worker before each explanation is published.
+
+        Panes draw their pictures there (off the event loop), so publishing costs the page
+        almost nothing; a failing renderer is logged and the explanation still goes out.
+        """
+        self._prerenders.append(render)
 
     def cancel(self) -> None:
         """Stop the running job (its partial results stay)."""
@@ -143,6 +156,13 @@ class ExplanationSession(pn.viewable.Viewer):
             self.param.update(**values)
 
     def _publish(self, job: Job, **values) -> None:
+        explanation = values.get("explanation")
+        if explanation is not None and self._runner.is_current(job):
+            for render in self._prerenders:
+                try:
+                    render(explanation)
+                except Exception:  # drawing is retried on the page, where the error is reported
+                    _log.exception("prerendering an explanation failed")
         self._runner.publish(job, lambda: self._set(**values))
 
     def _work(self, job: Job, source, name: str, model: str, request: dict, explainers: dict) -> None:
@@ -245,7 +265,7 @@ class ExplanationSession(pn.viewable.Viewer):
     def __panel__(self):
         return pn.Column(
             pn.pane.Markdown(pn.bind(self._status_text, self.param.status, self.param.running,
-                                     self.param.image_name, self.param.error, self.param.from_cache,
+                                     self.param.requested, self.param.error, self.param.from_cache,
                                      self.param.timings), margin=(0, 5)),
             pn.indicators.Progress(value=(self.param.progress.rx() * 100).rx.pipe(int), max=100, height=8,
                                    sizing_mode="stretch_width", bar_color="primary",

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import holoviews as hv
 import numpy as np
-import panel as pn
 import param
+import panel as pn
+from matplotlib import colormaps
 
-from .method_pane import GAP, MethodPane, frame_tile, montage, tile_title
+from .method_pane import MethodPane
 from .rendering import grayscale, shap_map, symmetric_limit
+from .strip import colorbar_html
 
-__all__ = ["ShapPane"]
+__all__ = ["ShapPane", "shap_overlay"]
+
+
+def shap_overlay(image: np.ndarray, values: np.ndarray, limit: float, cmap: str = "RdBu_r",
+                 alpha: float = 0.7) -> np.ndarray:
+    """``values`` (HxW) coloured on a diverging map from -limit to +limit, over the image in grey."""
+    grey = grayscale(image, lift=0.35).astype(np.float32)
+    scaled = np.clip(np.asarray(values, np.float32) / (2 * limit) + 0.5, 0.0, 1.0)
+    colour = colormaps[cmap](scaled, bytes=True)[..., :3].astype(np.float32)
+    return (grey * (1 - alpha) + colour * alpha).round().astype(np.uint8)
 
 
 class ShapPane(MethodPane):
@@ -36,60 +46,33 @@ class ShapPane(MethodPane):
             return 1e-6
         return symmetric_limit(shap_map(explanation.segmentation.labels, r) for r in results.values())
 
-    def _tile(self, explanation, label, alpha=None, cmap=None):
-        result = explanation.shap[label]
+    def _draw_key(self, explanation, **extra) -> tuple:
+        return (*super()._draw_key(explanation, **extra), self.limit(explanation))
+
+    def _draw(self, explanation, label, alpha, cmap):
+        values = shap_map(explanation.segmentation.labels, explanation.shap[label])
+        return shap_overlay(explanation.image, values, self.limit(explanation), cmap, alpha)
+
+    def _suffix(self, explanation, label):
         # Σφ: how far the superpixels move the probability from "all hidden" to the image.
-        return shap_map(explanation.segmentation.labels, result), f" · Σφ {float(np.sum(result.values)):+.2f}"
+        return f" · Σφ {float(np.sum(explanation.shap[label].values)):+.2f}"
+
+    def _legend(self, explanation, alpha=None, cmap="RdBu_r", **extra) -> str:
+        if not self.results(explanation):
+            return ""
+        return colorbar_html(colormaps[cmap], self.limit(explanation),
+                             "SHAP value: change in the class's probability (one scale for all classes)")
 
     def tiles(self) -> list[tuple[str, np.ndarray | None]]:
-        """(label, HxW Shapley values or None) per slot, as drawn now (notebooks, tests)."""
-        return [(label, values) for label, values, _ in self._layers(self.shown, self.marked)]
-
-    def _layers(self, explanation, selected):
-        """Per slot: (label, values or None, grey image)."""
-        side = explanation.image.shape[0] if explanation is not None else 224
-        grey_blank = np.full((side, side, 3), 244, np.uint8)
+        """(caption, HxW Shapley values or None) per slot, as drawn now (notebooks, tests)."""
+        explanation = self.shown
         results = self.results(explanation)
         out = []
-        for slot in range(self.slots):
-            if explanation is None or slot >= len(explanation.top):
-                out.append(("", None, grey_blank))
-                continue
-            score = explanation.top[slot]
-            chosen = score.index == selected
-            grey = grayscale(explanation.image, lift=0.35)
-            if score.index in results:
-                values, suffix = self._tile(explanation, score.index)
-            else:
-                values, suffix, grey = None, "", grey_blank
-            out.append((tile_title(slot + 1, score.name, chosen, suffix), values, frame_tile(grey) if chosen else grey))
+        for slot, caption in enumerate(self._captions(explanation, self.marked)):
+            label = explanation.top[slot].index if caption else None
+            values = shap_map(explanation.segmentation.labels, results[label]) if label in results else None
+            out.append((caption, values))
         return out
-
-    def _render(self, explanation, selected, alpha, cmap):
-        layers = self._layers(explanation, selected)
-        side = layers[0][2].shape[0]
-        base = montage([grey for _, _, grey in layers])
-        nan = np.full((side, side), np.nan)
-        heat = montage([values if values is not None else nan for _, values, _ in layers], fill=np.nan)
-        if len(layers) > 1:
-            heat[0, side] = 0.0  # one finite value in a (white) gap: an all-NaN image upsets the colour range
-        if any(values is not None for _, values, _ in layers):
-            for i, (label, _, _) in enumerate(layers):  # keep the inspected class's frame visible
-                if label.startswith("▶"):
-                    x0 = i * (side + GAP)
-                    heat[:5, x0 : x0 + side] = heat[-5:, x0 : x0 + side] = np.nan
-                    heat[:, x0 : x0 + 5] = heat[:, x0 + side - 5 : x0 + side] = np.nan
-        h, w = base.shape[:2]
-        limit = self.limit(explanation)
-        opts = self._opts(w / h)
-        ticks = self._ticks([label for label, _, _ in layers], side)
-        bounds = (0, 0, w / h, 1)
-        return (
-            hv.RGB(base, bounds=bounds).opts(xticks=ticks, **opts)
-            * hv.Image(heat, bounds=bounds, vdims=["SHAP value"]).opts(
-                cmap=cmap, clim=(-limit, limit), alpha=alpha, colorbar=True, colorbar_opts={"width": 10},
-                clipping_colors={"NaN": "transparent"}, tools=["hover"], **{k: v for k, v in opts.items() if k != "title"})
-        ).opts(title="")
 
     def _controls(self) -> list:
         return [pn.widgets.FloatSlider.from_param(self.param.alpha, name="Heatmap opacity", width=200),

@@ -136,10 +136,10 @@ class StabilityPane(pn.viewable.Viewer):
     # -- view ------------------------------------------------------------------------------
     def _table(self, report):
         if report is None:
-            return pn.pane.Markdown(
-                "Explains the image several times (new seeds; invisible noise) and measures how much the top "
-                "superpixels agree: Jaccard of the top sets and Spearman of the weights (1 = identical), and the "
-                "local Lipschitz estimate under noise (lower = steadier).", styles={"color": "#6b7280", "font-size": "12px"})
+            return ("<p style='color:#6b7280;font-size:12px;margin:2px 0'>"
+                    "Explains the image several times (new seeds; invisible noise) and measures how much the top "
+                    "superpixels agree: Jaccard of the top sets and Spearman of the weights (1 = identical), and the "
+                    "local Lipschitz estimate under noise (lower = steadier).</p>")
         rows = []
         for method, per_class in report.results.items():
             for rank, score in enumerate(report.top, 1):
@@ -153,11 +153,10 @@ class StabilityPane(pn.viewable.Viewer):
         note = (f"{len(report.seeds)} seeds, {len(report.noise_distances)} noisy copies (σ = {report.noise_sigma:g}); "
                 f"{report.forward_passes} forward passes in {report.seconds:.1f} s. Noise moved a probability by at most "
                 f"{report.max_probability_change:.3f}" + (" and changed the top class." if report.top_class_changed else "."))
-        return pn.pane.HTML(
-            f"<p style='font-size:12px;color:#4b5563;margin:2px 0 6px'>{note}</p>"
-            "<table class='xp-table'><thead><tr><th>method</th><th>class</th><th>seed Jaccard</th><th>seed Spearman</th>"
-            "<th>noise Jaccard</th><th>noise Spearman</th><th>Lipschitz</th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>", stylesheets=[_CSS], sizing_mode="stretch_width")
+        return (f"<p style='font-size:12px;color:#4b5563;margin:2px 0 6px'>{note}</p>"
+                "<table class='xp-table'><thead><tr><th>method</th><th>class</th><th>seed Jaccard</th>"
+                "<th>seed Spearman</th><th>noise Jaccard</th><th>noise Spearman</th><th>Lipschitz</th></tr></thead>"
+                "<tbody>" + "".join(rows) + "</tbody></table>")
 
     def _spread(self, report, selected, method):
         opts = {"frame_width": 220, "frame_height": 220, **CANVAS, "xaxis": None, "yaxis": None, "toolbar": None,
@@ -201,7 +200,7 @@ class StabilityPane(pn.viewable.Viewer):
             pn.Row(
                 pn.Column(pn.widgets.RadioButtonGroup.from_param(self.param.map_method, button_type="light"),
                           pn.pane.HoloViews(self._map, linked_axes=False)),
-                pn.panel(pn.bind(self._table, self.param.report), sizing_mode="stretch_width"),
+                pn.pane.HTML(pn.bind(self._table, self.param.report), stylesheets=[_CSS], sizing_mode="stretch_width"),
                 sizing_mode="stretch_width",
             ),
             sizing_mode="stretch_width",

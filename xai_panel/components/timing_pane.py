@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import holoviews as hv
 import panel as pn
 import param
 
 from ..explain.results import Explanation
-from .method_pane import CANVAS
 
 __all__ = ["TimingPane"]
 
@@ -19,6 +17,12 @@ _CSS = """
 .xp-table th:first-child, .xp-table td:first-child { text-align: left; }
 .xp-table td { text-align: right; border-bottom: 1px solid #f3f4f6; padding: 3px 8px; }
 .xp-table tr.total td { font-weight: 600; border-top: 1px solid #e5e7eb; }
+.xp-bars { display: grid; grid-template-columns: max-content 1fr max-content; gap: 5px 8px; align-items: center;
+           font: 12px system-ui, sans-serif; color: #374151; font-variant-numeric: tabular-nums; margin: 4px 0 8px; }
+.xp-bar { display: flex; height: 14px; background: #f3f4f6; border-radius: 3px; overflow: hidden; }
+.xp-bar .model { background: #2563eb; } .xp-bar .other { background: #f59e0b; }
+.xp-key { font: 11px system-ui, sans-serif; color: #6b7280; }
+.xp-key i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 4px -1px 10px; }
 """
 
 
@@ -38,10 +42,6 @@ class TimingPane(pn.viewable.Viewer):
             params.setdefault(name, session.param[name])
         return cls(**params)
 
-    def __init__(self, **params):
-        super().__init__(**params)
-        self._chart = hv.DynamicMap(pn.bind(self._bars, self.param.explanation))
-
     @staticmethod
     def rows(explanation: Explanation | None) -> list[dict]:
         """One dict per method with its costs (for tables, tests and notebooks)."""
@@ -56,23 +56,28 @@ class TimingPane(pn.viewable.Viewer):
                             "samples": cost.samples})
         return out
 
-    def _bars(self, explanation):
-        data = []
-        for row in self.rows(explanation):
-            name = _NAMES[row["method"]]
-            data.append((name, "model", row["model_seconds"]))
-            data.append((name, "other", max(0.0, row["wall_seconds"] - row["model_seconds"])))
-        if not data:
-            data = [(_NAMES[m], part, 0.0) for m in _ORDER for part in ("model", "other")]
-        bars = hv.Bars(data, kdims=["method", "part"], vdims=["seconds"])
-        return bars.opts(stacked=True, invert_axes=True, cmap={"model": "#2563eb", "other": "#f59e0b"},
-                         responsive=True, height=170, toolbar=None, default_tools=[], tools=["hover"], **CANVAS,
-                         legend_position="bottom_right", xlabel="seconds", ylabel="", title="")
+    def _bars(self, explanation) -> str:
+        """A stacked bar per method, model time (blue) and the rest (amber), on one scale."""
+        rows = self.rows(explanation)
+        if not rows:
+            return ""
+        longest = max(max(r["wall_seconds"] for r in rows), 1e-9)
+        cells = []
+        for r in rows:
+            model = min(r["model_seconds"], r["wall_seconds"])
+            other = max(0.0, r["wall_seconds"] - model)
+            cells.append(
+                f"<span>{_NAMES[r['method']]}</span><div class='xp-bar' title='model {model:.2f} s, other {other:.2f} s'>"
+                f"<div class='model' style='width: {100 * model / longest:.1f}%'></div>"
+                f"<div class='other' style='width: {100 * other / longest:.1f}%'></div></div>"
+                f"<span>{r['wall_seconds']:.2f} s</span>")
+        key = "<div class='xp-key'>wall time:<i style='background:#2563eb'></i>model<i style='background:#f59e0b'></i>other</div>"
+        return f"<div class='xp-bars'>{''.join(cells)}</div>{key}"
 
     def _table(self, explanation, timings, from_cache):
         rows = self.rows(explanation)
         if not rows:
-            return pn.pane.Markdown("No explanation yet.", styles={"color": "#6b7280"})
+            return "<p style='color:#6b7280;margin:4px 0'>No explanation yet.</p>"
         body = "".join(
             f"<tr><td>{_NAMES[r['method']]}</td><td>{r['wall_seconds']:.2f}</td><td>{r['model_seconds']:.2f}</td>"
             f"<td>{r['forward_passes']}</td><td>{r['cache_hits']}</td><td>{timings.get(r['method'], float('nan')):.2f}</td></tr>"
@@ -81,25 +86,24 @@ class TimingPane(pn.viewable.Viewer):
                  f"<td>{sum(r['model_seconds'] for r in rows):.2f}</td><td>{sum(r['forward_passes'] for r in rows)}</td>"
                  f"<td>{sum(r['cache_hits'] for r in rows)}</td><td>{timings.get('done', float('nan')):.2f}</td></tr>")
         note = "<p style='color:#16a34a;font-size:12px;margin:4px 0'>Served from the cache: no model pass this time.</p>" if from_cache else ""
-        return pn.pane.HTML(
-            note + "<table class='xp-table'><thead><tr><th>method</th><th>wall s</th><th>model s</th>"
-            "<th>forward passes</th><th>cache hits</th><th>ready after s</th></tr></thead>"
-            f"<tbody>{body}{total}</tbody></table>", stylesheets=[_CSS], sizing_mode="stretch_width")
+        return (note + "<table class='xp-table'><thead><tr><th>method</th><th>wall s</th><th>model s</th>"
+                "<th>forward passes</th><th>cache hits</th><th>ready after s</th></tr></thead>"
+                f"<tbody>{body}{total}</tbody></table>")
 
     def _live(self, running, progress):
         if not running:
-            return pn.pane.HTML("")
-        return pn.pane.HTML(f"<span style='font-size:12px;color:#374151'>Computing <b>{_NAMES.get(running, running)}</b>: "
-                            f"{progress:.0%} of its model passes</span>")
+            return ""
+        return (f"<span style='font-size:12px;color:#374151'>Computing <b>{_NAMES.get(running, running)}</b>: "
+                f"{progress:.0%} of its model passes</span>")
 
     def __panel__(self):
         return pn.Column(
-            pn.pane.HoloViews(self._chart, linked_axes=False, sizing_mode="stretch_width", height=170),
-            pn.panel(pn.bind(self._live, self.param.running, self.param.progress)),
+            pn.pane.HTML(pn.bind(self._bars, self.param.explanation), stylesheets=[_CSS], sizing_mode="stretch_width"),
+            pn.pane.HTML(pn.bind(self._live, self.param.running, self.param.progress)),
             pn.indicators.Progress(value=(self.param.progress.rx() * 100).rx.pipe(int), max=100, height=6,
                                    bar_color="primary", sizing_mode="stretch_width",
                                    visible=self.param.running.rx().rx.pipe(bool)),
-            pn.panel(pn.bind(self._table, self.param.explanation, self.param.timings, self.param.from_cache),
-                     sizing_mode="stretch_width"),
+            pn.pane.HTML(pn.bind(self._table, self.param.explanation, self.param.timings, self.param.from_cache),
+                         stylesheets=[_CSS], sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )

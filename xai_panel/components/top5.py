@@ -32,9 +32,12 @@ class TopClasses(pn.viewable.Viewer):
         params.setdefault("busy", param.bind(lambda status: status == "loading", session.param.status))
         return cls(**params)
 
+    _drawn = param.Parameter(default=((), None), precedence=-1,
+                             doc="(top, selected) as drawn: one chart update per change of either.")
+
     def __init__(self, **params):
         super().__init__(**params)
-        self._bars = hv.DynamicMap(pn.bind(self._chart, self.param.top, self.param.selected))
+        self._bars = hv.DynamicMap(pn.bind(lambda drawn: self._chart(*drawn), self.param._drawn))
         self._tap = hv.streams.Selection1D(source=self._bars)
         self._tap.param.watch(self._on_tap, "index")
         self._list = pn.widgets.RadioButtonGroup(
@@ -48,12 +51,13 @@ class TopClasses(pn.viewable.Viewer):
         if index not in [c.index for c in self.top]:
             raise ValueError(f"class {index} is not among the top classes {[c.index for c in self.top]}")
         with param.edit_constant(self):
-            self.selected = int(index)
+            self.param.update(selected=int(index), _drawn=(tuple(self.top), int(index)))
 
     @param.depends("top", watch=True)
     def _reset(self) -> None:
+        selected = self.top[0].index if self.top else None
         with param.edit_constant(self):
-            self.selected = self.top[0].index if self.top else None
+            self.param.update(selected=selected, _drawn=(tuple(self.top), selected))
         self._list.param.update(options=self._options(self.top), value=self.selected)
 
     @param.depends("true_label", watch=True)
@@ -93,7 +97,8 @@ class TopClasses(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(
-            pn.pane.HoloViews(self._bars, linked_axes=False, sizing_mode="stretch_width", height=190, loading=self.param.busy),
+            pn.pane.HoloViews(self._bars, linked_axes=False, sizing_mode="stretch_width", height=190, min_width=280,
+                              loading=self.param.busy),
             self._list,
             sizing_mode="stretch_width",
         )
