@@ -54,19 +54,20 @@ def test_top_classes_select_the_top_class_and_follow_clicks(lime_shap):
     pane = TopClasses(top=list(lime_shap.top))
     assert pane.selected == lime_shap.top[0].index
     assert list(pane._list.options.values()) == [c.index for c in lime_shap.top]
-    pane._tap.event(index=[0])  # the chart lists the top class last: bar 0 is rank 5
-    assert pane.selected == lime_shap.top[-1].index
-    assert pane._list.value == pane.selected
     pane._list.value = lime_shap.top[1].index  # a click in the ranked list
     assert pane.selected == lime_shap.top[1].index
     with pytest.raises(ValueError):
         pane.select(999_999)
-    bars = pane._bars[()]
-    assert isinstance(bars, hv.Bars) and list(bars.dimension_values("class")) == [c.name for c in reversed(lime_shap.top)]
-    roles = dict(zip(bars.dimension_values("class"), bars.dimension_values("role")))
-    assert roles[lime_shap.top[1].name] == "inspect"
+    # The buttons are the bars: each filled to its probability, the inspected one in white.
+    css = pane._list.stylesheets[-1]
+    widths = [float(w) for w in re.findall(r"background-size: ([\d.]+)%", css)]
+    assert widths == pytest.approx([100 * c.probability for c in lime_shap.top], abs=0.05)
+    rules = css.splitlines()
+    assert "255, 255, 255" in rules[1] and "255, 255, 255" not in rules[0]
+    pane.select(lime_shap.top[-1].index)
+    assert pane._list.value == lime_shap.top[-1].index and "255, 255, 255" in pane._list.stylesheets[-1].splitlines()[-1]
     pane.top = []  # a new image: the selection resets
-    assert pane.selected is None
+    assert pane.selected is None and pane._list.options == {}
 
 
 def test_top_classes_mark_the_true_label(lime_shap):
@@ -191,3 +192,13 @@ def test_image_pane_shrinks_large_images(photos):
     sent = pictures(html)[0]
     assert sent.shape == (300, 300, 3) and close(sent, pane.picture())
     assert captions(html) == ["big &lt;one&gt;"]
+
+
+def test_a_lime_preview_is_marked_until_the_final_fit_replaces_it(lime_shap):
+    early = dataclasses.replace(lime_shap, preview=("lime",))
+    pane = LimePane(explanation=early)
+    assert all(label.endswith(" · preview") for label, _ in pane.tiles())
+    assert "preview" in pane._state(early, False, "") and captions(pane._view.object)[0].endswith("preview")
+    pane.explanation = lime_shap  # the same results, now final: the captions follow
+    assert not any("preview" in label for label, _ in pane.tiles())
+    assert not any("preview" in c for c in captions(pane._view.object))

@@ -42,6 +42,23 @@ def test_progressive_callback_and_reused_segmentation(classifier, chelsea):
     assert res.segmentation is seg and res.lime[res.labels[0]].weights.shape == (16,)
 
 
+def test_a_lime_preview_arrives_first_and_changes_nothing_else(classifier, chelsea):
+    seen = []
+    res = xp.explain(chelsea, classifier, methods=("lime", "shap"), settings=FAST, preview=40, seed=2,
+                     on_method=seen.append)
+    plain = xp.explain(chelsea, classifier, methods=("lime", "shap"), settings=FAST, seed=2)
+    assert [s.preview for s in seen] == [(), ("lime",), (), ()]  # top-k, the preview, LIME, SHAP
+    early, top = seen[1], res.top[0].index
+    assert set(early.lime) == set(res.labels) and not early.shap
+    assert not np.allclose(early.lime[top].weights, res.lime[top].weights)  # fitted on 40 samples, not 150
+    assert res.preview == () and res.methods == ("lime", "shap")
+    for label in res.labels:  # the result and its cost do not depend on the preview
+        np.testing.assert_array_equal(res.lime[label].weights, plain.lime[label].weights)
+        np.testing.assert_array_equal(res.shap[label].values, plain.shap[label].values)
+    assert res.costs["lime"].forward_passes == plain.costs["lime"].forward_passes  # no pass is made twice
+    assert res.total_forward_passes == plain.total_forward_passes
+
+
 def test_cancel_raises_cancelled(classifier, chelsea):
     cancel = threading.Event()
     cancel.set()

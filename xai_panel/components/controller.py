@@ -343,7 +343,7 @@ class JobRunner:
             return
         doc = job.doc
         if doc is None or getattr(doc, "session_context", None) is None:
-            with hold(doc, freeze=True):
+            with hold(doc):
                 callback()
             return
         with self._lock:
@@ -359,9 +359,10 @@ class JobRunner:
             if not todo:
                 return
             errors = []
-            # One message and one model-graph recomputation for the whole update (every
-            # HoloViews plot update recomputes the graph on its own otherwise).
-            with hold(doc, freeze=True):
+            # One message for the whole update. Not frozen: a frozen document recomputes its
+            # model graph (tens of ms on this page) when it thaws, even when, as for the
+            # panes' string and option changes, no model was added or removed.
+            with hold(doc):
                 for fn in todo:
                     try:
                         fn()

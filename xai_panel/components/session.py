@@ -70,6 +70,8 @@ class ExplanationSession(pn.viewable.Viewer):
                          doc="Classifier: efficientnet_lite0 (embedded), a torchvision name or a model file.")
     settings = param.ClassSelector(class_=ExplainerSettings, allow_refs=True, doc="What to compute and how.")
     top_k = param.Integer(5, bounds=(1, 10), doc="How many classes to explain.")
+    preview = param.Integer(100, bounds=(0, None), doc=(
+        "Show LIME fitted on the first this many samples while the rest are computed (0: no preview)."))
     cache = param.Parameter(default=None, doc="An ExplanationCache (get/put); None: the process-wide one.")
 
     image = param.Array(default=None, allow_None=True, constant=True, doc="The decoded image (read-only).")
@@ -220,7 +222,7 @@ class ExplanationSession(pn.viewable.Viewer):
                 self._publish(job, running=method, progress=min(1.0, n / max(total, 1)))
 
         def on_method(partial: Explanation) -> None:
-            finished = [m for m in partial.methods if m not in done]
+            finished = [m for m in partial.methods if m not in done and m not in partial.preview]
             for m in finished:
                 done[m] = partial
                 timings[m] = job.elapsed()
@@ -235,7 +237,7 @@ class ExplanationSession(pn.viewable.Viewer):
                 explain(view, classifier, methods=todo, top_k=int(request["top_k"]), seed=int(request["seed"]),
                         segmentation=request["segmentation"], segmentation_params=request["segmentation_params"],
                         fill=request["fill"], settings={m: explainers[m] for m in todo},
-                        progress=progress, cancel=job.cancel, on_method=on_method)
+                        progress=progress, cancel=job.cancel, on_method=on_method, preview=int(self.preview))
                 break
             except Cancelled:
                 return None, errors

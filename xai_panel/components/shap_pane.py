@@ -41,10 +41,14 @@ class ShapPane(MethodPane):
     def limit(self, explanation=None) -> float:
         """The colour scale's half-width: the largest |value| over every class."""
         explanation = explanation if explanation is not None else self.shown
-        results = self.results(explanation)
+        results = getattr(explanation, "shap", None) if explanation is not None else None
         if not results:
             return 1e-6
-        return symmetric_limit(shap_map(explanation.segmentation.labels, r) for r in results.values())
+        memo = getattr(self, "_limit_memo", None)  # (results, limit): asked once per tile and for the legend
+        if memo is None or memo[0] is not results:
+            memo = self._limit_memo = (results, symmetric_limit(
+                shap_map(explanation.segmentation.labels, r) for r in results.values()))
+        return memo[1]
 
     def _draw_key(self, explanation, **extra) -> tuple:
         return (*super()._draw_key(explanation, **extra), self.limit(explanation))

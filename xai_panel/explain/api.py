@@ -51,6 +51,7 @@ def explain(
     progress: Callable[[str, int, int], None] | None = None,
     cancel=None,
     on_method: Callable[[Explanation], None] | None = None,
+    preview: int = 0,
 ) -> Explanation:
     """Explain the ``top_k`` classes of ``image`` with ``methods``, sharing model passes.
 
@@ -61,7 +62,10 @@ def explain(
     method to its parameters (see ``LimeExplainer``, ``AnchorExplainer``, ``ShapExplainer``).
     ``on_method`` receives the Explanation so far after each method (for progressive UIs);
     ``cancel`` is a ``threading.Event`` checked between model batches. ``segments`` reuses a
-    segmentation of the view (e.g. across seeds) instead of computing one.
+    segmentation of the view (e.g. across seeds) instead of computing one. ``preview`` > 0
+    (with ``on_method``): LIME is first fitted on the pool's first ``preview`` samples and
+    passed to ``on_method`` with ``preview=("lime",)``, then fitted on the whole pool (the
+    preview's passes are not repeated); the result does not depend on it.
     Same inputs and seed, same result.
     """
     classifier = classifier or _default_classifier()
@@ -77,6 +81,8 @@ def explain(
         raise ValueError(f"top_k must be between 1 and {min(classifier.num_classes, 20)}, got {top_k}")
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    if not isinstance(preview, (int, np.integer)) or preview < 0:
+        raise ValueError(f"preview must be an integer >= 0, got {preview!r}")
 
     t0 = time.perf_counter()
     view = classifier.prepare(np.asarray(image))
@@ -104,6 +110,10 @@ def explain(
     for method in (m for m in METHODS if m in explainers):  # LIME first: it builds the pool
         with engine.track(method) as box:
             if pool is None and _needs_pool(explainers[method]):
+                if method == "lime" and on_method is not None and 0 < preview < pool_size:
+                    first = lime_pool(engine, pool_size, seed, first=int(preview))
+                    early = explainers["lime"].compute(engine, labels, seed=seed, pool=first, top_k=int(top_k))
+                    on_method(replace(result, lime=early, preview=("lime",)))
                 pool = lime_pool(engine, pool_size, seed)
             output = explainers[method].compute(engine, labels, seed=seed, pool=pool, top_k=int(top_k))
         costs[method] = box["cost"]

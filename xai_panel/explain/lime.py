@@ -23,9 +23,14 @@ def _lime_kernel(d: np.ndarray, kernel_width: float) -> np.ndarray:
     return np.sqrt(np.exp(-(d**2) / kernel_width**2))
 
 
-def lime_pool(engine: PerturbationEngine, num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The shared uniform pool: (coalitions (n, M) bool, probabilities (n, C))."""
-    coalitions = uniform_coalitions(num_samples, engine.n_segments, seed)
+def lime_pool(engine: PerturbationEngine, num_samples: int, seed: int,
+              first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The shared uniform pool: (coalitions (n, M) bool, probabilities (n, C)).
+
+    ``first``: only the pool's first rows (a smaller sample of the same law; the engine's
+    memo makes them free when the whole pool is drawn afterwards).
+    """
+    coalitions = uniform_coalitions(num_samples, engine.n_segments, seed)[:first]
     return coalitions, engine.evaluate(coalitions)
 
 

@@ -142,6 +142,9 @@ class Explanation:
     costs: Mapping[str, MethodCost] = field(default_factory=dict)
     settings: Mapping[str, object] = field(default_factory=dict)
     seed: int = 0
+    # Methods whose results are a preview (fitted on fewer samples), to be replaced by the
+    # final ones: only ever seen by ``on_method`` callbacks, never returned or stored.
+    preview: tuple[str, ...] = ()
 
     @property
     def labels(self) -> tuple[int, ...]:
