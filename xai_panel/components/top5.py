@@ -1,9 +1,10 @@
 """The top classes with their probabilities; a click chooses the class to inspect.
 
-One widget: a vertical button group whose buttons are the bars of the chart (each filled to
-its class's probability through a generated stylesheet). A new image changes its options and
-one stylesheet, nothing else; the earlier HoloViews bar chart beside a list cost a plot
-update and a model-graph recomputation on every click.
+One widget: a vertical button group whose buttons are the bars of the chart, each filled to
+its class's probability by a fixed stylesheet reading CSS variables (``--xp-p1``...) that the
+widget's ``styles`` set. A new image changes its options and those strings, nothing else:
+the earlier HoloViews bar chart beside a list cost a plot update and a model-graph
+recomputation on every click (and so would a new stylesheet, which Bokeh holds as a model).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from ..explain.results import ClassScore
 
 __all__ = ["TopClasses"]
 
-_BUTTONS = """
-:host .bk-btn { text-align: left; font-variant-numeric: tabular-nums; background-repeat: no-repeat; }
-"""
+_SLOTS = 10
 _BAR, _BAR_ON_INSPECTED = "rgba(37, 99, 235, 0.22)", "rgba(255, 255, 255, 0.30)"
+_BUTTONS = "\n".join([
+    ":host .bk-btn { text-align: left; font-variant-numeric: tabular-nums; background-repeat: no-repeat;",
+    f"  background-image: linear-gradient({_BAR}, {_BAR}); background-size: 0% 100%; }}",
+    f":host .bk-btn.bk-active {{ background-image: linear-gradient({_BAR_ON_INSPECTED}, {_BAR_ON_INSPECTED}); }}",
+    *(f":host .bk-btn:nth-child({i}) {{ background-size: var(--xp-p{i}, 0%) 100%; }}" for i in range(1, _SLOTS + 1)),
+])
 
 
 class TopClasses(pn.viewable.Viewer):
@@ -43,7 +48,7 @@ class TopClasses(pn.viewable.Viewer):
         super().__init__(**params)
         self._list = pn.widgets.RadioButtonGroup(
             options=self._options(self.top), orientation="vertical", button_type="primary", button_style="outline",
-            sizing_mode="stretch_width", min_width=260, stylesheets=[_BUTTONS], loading=self.param.busy,
+            sizing_mode="stretch_width", stylesheets=[_BUTTONS], loading=self.param.busy,
             css_classes=["xp-top"])
         self._list.param.watch(self._on_list, "value")
         self._reset()
@@ -71,19 +76,12 @@ class TopClasses(pn.viewable.Viewer):
         self._draw(self.selected)
 
     def _draw(self, selected) -> None:
-        self._list.param.update(options=self._options(self.top), value=selected,
-                                stylesheets=[_BUTTONS, self.bars_css(selected)])
+        self._list.param.update(options=self._options(self.top), value=selected, styles=self.bars())
 
-    def bars_css(self, selected: int | None = None) -> str:
-        """The bars: each class's button filled to its probability (the inspected one in white)."""
-        selected = self.selected if selected is None else selected
-        rules = []
-        for i, c in enumerate(self.top, 1):
-            colour = _BAR_ON_INSPECTED if c.index == selected else _BAR
-            width = f"{100 * min(max(c.probability, 0.0), 1.0):.1f}%"
-            rules.append(f":host .bk-btn:nth-child({i}) {{ background-image: linear-gradient({colour}, {colour}); "
-                         f"background-size: {width} 100%; }}")
-        return "\n".join(rules)
+    def bars(self) -> dict[str, str]:
+        """The bars' lengths: ``--xp-p<rank>`` = the class's probability as a CSS percentage."""
+        return {f"--xp-p{rank}": f"{100 * min(max(c.probability, 0.0), 1.0):.1f}%"
+                for rank, c in enumerate(self.top[:_SLOTS], 1)}
 
     def _options(self, top) -> dict:
         return {f"{rank}. {c.name} · {c.probability:.1%}" + (" ✓" if c.index == self.true_label else ""): c.index
