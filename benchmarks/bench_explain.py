@@ -517,7 +517,8 @@ def report(runs, probes, args, budgets, source, images, started, load_before, el
     out.append("      values on its own quickshift superpixels). The Partition explainer draws no random numbers.")
     out.append("  seeds: classic lime random_state=random_seed=s, AnchorImage(seed=s); ours explain(seed=s). lime's")
     out.append("    SegmentationAlgorithm drops random_seed (skimage's quickshift calls it rng), so classic quickshift")
-    out.append("    always runs with rng=42; ours passes the seed to quickshift, so its superpixels may change with it.")
+    out.append("    always runs with rng=42; ours runs quickshift with rng=0 whatever the seed (the superpixels belong to")
+    out.append("    the image, the seed to the sampling), so both compare the same superpixels across seeds.")
     return "\n".join(out)
 
 

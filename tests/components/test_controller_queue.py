@@ -8,6 +8,7 @@ test lets them go.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
 import weakref
@@ -171,23 +172,44 @@ def test_the_limit_comes_from_the_environment(monkeypatch, caplog):
         ComputeQueue(limit=0)
 
 
-def test_a_session_refused_by_a_full_queue_says_the_server_is_busy(monkeypatch, photos, classifier):
+def test_a_full_queue_refuses_new_explanations_but_cached_images_are_still_served(monkeypatch, photos, classifier):
     queue = ComputeQueue(limit=1)
     monkeypatch.setattr(controller, "_compute_queue", queue)
+    settings = ExplainerSettings.from_dict({"methods": ["lime"], "segmentation": "grid", "grid_size": 3,
+                                            "lime": {"num_samples": 20}})
+    session = ExplanationSession(settings=settings, cache=MemoryCache(), source=photos["chelsea"],
+                                 source_name="chelsea.png")
+    session.wait(60)
+    assert session.status == "done" and not session.from_cache
     gate = threading.Event()
-    occupier = JobRunner("occupier", queue=queue)
+    occupier = JobRunner("occupier", queue=queue, pool=controller.compute_executor)  # holds a compute thread too
     occupier.start(lambda job: gate.wait(30))
     try:
-        session = ExplanationSession(settings=ExplainerSettings(methods=[]), cache=MemoryCache(),
-                                     source=photos["coffee"], source_name="coffee.png")
+        session.param.update(source=photos["coffee"], source_name="coffee.png")
+        session.wait(30)
         assert session.status == "error" and "busy" in session.error and "try again" in session.error
-        assert session.top == [] and session.image is None and session.image_name == "coffee.png"
-        assert "try again in a moment" in session._status_text(session.status, session.running, session.image_name,
+        # The fast lane still answered: the new image and its top classes, no stale explanation.
+        assert session.image_name == "coffee.png" and len(session.top) == 5 and session.explanation is None
+        assert "try again in a moment" in session._status_text(session.status, session.running, session.requested,
                                                                session.error, session.from_cache, session.timings)
+        # An image explained before needs no compute slot: served from the cache while the queue is full.
+        session.param.update(source=photos["chelsea"], source_name="chelsea.png")
+        session.wait(30)
+        assert session.status == "done" and session.from_cache and session.explanation is not None
+        assert len(queue) == 1  # only the occupier holds a slot
     finally:
         gate.set()
     occupier.wait(30)
     assert wait_until(lambda: len(queue) == 0, timeout=30)
-    session.source = photos["chelsea"]  # room again: the next request is explained
+    session.source = photos["coffee"]  # room again: the next request is explained
     session.wait(60)
-    assert session.status == "done" and session.error == "" and len(session.top) == 5
+    assert session.status == "done" and session.error == "" and len(session.top) == 5 and not session.from_cache
+
+
+def test_the_compute_lane_has_one_thread_per_two_cores_unless_configured(monkeypatch):
+    monkeypatch.delenv(controller.COMPUTE_THREADS_ENV, raising=False)
+    assert controller.compute_threads() == max(1, (os.cpu_count() or 2) // 2)
+    monkeypatch.setenv(controller.COMPUTE_THREADS_ENV, "3")
+    assert controller.compute_threads() == 3
+    monkeypatch.setenv(controller.COMPUTE_THREADS_ENV, "zero")  # refused with a warning, not a crash
+    assert controller.compute_threads() == max(1, (os.cpu_count() or 2) // 2)

@@ -32,10 +32,11 @@ from panel.io.document import hold
 from panel.io.state import set_curdoc
 from tornado.ioloop import IOLoop
 
-__all__ = ["ComputeQueue", "DaemonPool", "Job", "JobRunner", "MAX_QUEUE_ENV", "ServerBusy", "compute_queue",
-           "executor", "foreground", "wait_for_foreground_idle", "classifier"]
+__all__ = ["ComputeQueue", "DaemonPool", "Job", "JobRunner", "MAX_QUEUE_ENV", "COMPUTE_THREADS_ENV", "ServerBusy",
+           "compute_queue", "executor", "compute_executor", "foreground", "wait_for_foreground_idle", "classifier"]
 
 MAX_QUEUE_ENV = "XAI_PANEL_MAX_QUEUE"
+COMPUTE_THREADS_ENV = "XAI_PANEL_COMPUTE_THREADS"
 DEFAULT_MAX_QUEUE = 8
 _log = logging.getLogger(__name__)
 
@@ -73,12 +74,45 @@ _executor_lock = threading.Lock()
 
 
 def executor() -> DaemonPool:
-    """The process-wide pool every component submits its work to."""
+    """The process-wide pool for short work: decoding, top classes, cache lookups, thumbnails."""
     global _executor
     with _executor_lock:
         if _executor is None:
             _executor = DaemonPool(workers=4)
         return _executor
+
+
+_compute_executor: DaemonPool | None = None
+
+
+def compute_threads() -> int:
+    """``$XAI_PANEL_COMPUTE_THREADS``, default one per two cores (at least one).
+
+    Each explanation already keeps every core busy (the model runs multi-threaded), and the
+    Python parts of several explanations at once would take the interpreter lock from the
+    event loop that serves every page: more threads than this only make each one slower.
+    """
+    text = os.environ.get(COMPUTE_THREADS_ENV, "").strip()
+    default = max(1, (os.cpu_count() or 2) // 2)
+    if not text:
+        return default
+    try:
+        value = int(text)
+        if value < 1:
+            raise ValueError("it must be >= 1")
+        return value
+    except ValueError as exc:
+        _log.warning("%s=%r ignored (%s); using %d", COMPUTE_THREADS_ENV, text, exc, default)
+        return default
+
+
+def compute_executor() -> DaemonPool:
+    """The process-wide pool explanations run in (``compute_threads()`` threads)."""
+    global _compute_executor
+    with _executor_lock:
+        if _compute_executor is None:
+            _compute_executor = DaemonPool(workers=compute_threads(), name="xai-panel-compute")
+        return _compute_executor
 
 
 class ServerBusy(RuntimeError):
@@ -265,9 +299,10 @@ class JobRunner:
     full; the previous job is cancelled either way, since the owner has moved on.
     """
 
-    def __init__(self, name: str = "job", queue: ComputeQueue | None = None):
+    def __init__(self, name: str = "job", queue: ComputeQueue | None = None, pool: Callable[[], DaemonPool] = executor):
         self.name = name
         self.queue = queue
+        self.pool = pool
         self._job: Job | None = None
         self._lock = threading.Lock()
         self._pending: dict[int, list[tuple[Job, Callable[[], None]]]] = {}  # per document: publications to apply
@@ -300,7 +335,7 @@ class JobRunner:
             superseded, self._job = self._job, job
         if superseded is not None:  # another thread started a job meanwhile: the later call wins
             self._stop(superseded)
-        job.future = executor().submit(self._run, job, interactive)
+        job.future = self.pool().submit(self._run, job, interactive)
         return job
 
     @staticmethod

@@ -1,18 +1,22 @@
 """The shared explanation state every pane follows: one image in, results out, progressively.
 
-Setting ``source`` (an array, a path, encoded bytes or an ``ImageRecord``) starts a job:
-the image is decoded and classified at once (``top`` appears within milliseconds), then
-``xai_panel.explain`` runs in the thread pool and ``explanation`` is republished after
-each method (LIME first). A new source cancels the previous job. Finished explanations
-go to a per-process cache keyed by (image content, model id, settings, seed), so
-revisiting an image is instant. When the server's compute queue is full the request is
-refused at once with a "server busy" error; nothing is left waiting.
+Setting ``source`` (an array, a path, encoded bytes or an ``ImageRecord``) starts a job in
+two lanes. The fast lane (the shared thread pool) decodes and classifies the image and
+looks it up in the cache: ``top`` and, for an image explained before, the whole
+explanation appear within milliseconds, never queued behind other sessions' explanations.
+Only a cache miss goes on to the compute lane (``compute_executor``, one thread per two
+cores by default), admitted through the bounded compute queue, where
+``xai_panel.explain`` runs and ``explanation`` is republished after each method (a LIME
+preview first). A new source cancels both. Finished explanations go to a per-process
+cache keyed by (image content, model id, settings, seed). When the compute queue is full
+the request is refused at once with a "server busy" error; nothing is left waiting.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +32,7 @@ from ..explain.results import ClassScore, Explanation
 from ..models import ModelError
 from ..models.classifier import top_k_of
 from .cache import ExplanationCache, default_cache, explanation_key
-from .controller import Job, JobRunner, ServerBusy, classifier as load_model, compute_queue
+from .controller import Job, JobRunner, ServerBusy, classifier as load_model, compute_executor, compute_queue
 from .settings import ExplainerSettings
 
 __all__ = ["ExplanationSession", "STATUSES", "DEFAULT_MODEL"]
@@ -98,10 +102,12 @@ class ExplanationSession(pn.viewable.Viewer):
     def __init__(self, **params):
         params.setdefault("settings", ExplainerSettings())
         super().__init__(**params)
-        self._runner = JobRunner("explain", queue=compute_queue())
+        self._runner = JobRunner("explain")  # the fast lane: decode, top classes, cache
+        self._compute = JobRunner("explain-compute", queue=compute_queue(), pool=compute_executor)
+        self._lanes = threading.Lock()  # the fast job hands over to the compute lane, or a refresh cancels it
         self._prerenders: list = []
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            pn.state.on_session_destroyed(lambda _ctx: self._runner.cancel())
+            pn.state.on_session_destroyed(lambda _ctx: self.cancel())
         if self.source is not None:
             self.refresh()
 
@@ -110,7 +116,7 @@ class ExplanationSession(pn.viewable.Viewer):
     def refresh(self) -> None:
         """(Re)start the job for the current source, model and settings."""
         if self.source is None:
-            self._runner.cancel()
+            self.cancel()
             self._set(image=None, image_name="", requested="", image_digest="", top=[], explanation=None, status="idle",
                       running="", progress=0.0, pending=[], method_errors={}, error="", from_cache=False, timings={})
             return
@@ -121,12 +127,9 @@ class ExplanationSession(pn.viewable.Viewer):
         name = self.source_name or _describe(self.source)
         self._set(status="loading", requested=name, error="", running="", progress=0.0, from_cache=False,
                   pending=list(request["methods"]), method_errors={})
-        try:
+        with self._lanes:
+            self._compute.cancel()
             self._runner.start(self._work, self.source, name, self.model, request, explainers)
-        except ServerBusy as exc:
-            # The previous image's results would be mistaken for this one's: clear them.
-            self._set(status="error", error=str(exc), image=None, image_name=name, image_digest="", top=[],
-                      explanation=None, pending=[], timings={})
 
     def add_prerender(self, render) -> None:
         """Call ``render(explanation)`` in the worker before each explanation is published.
@@ -138,13 +141,16 @@ class ExplanationSession(pn.viewable.Viewer):
 
     def cancel(self) -> None:
         """Stop the running job (its partial results stay)."""
-        self._runner.cancel()
+        with self._lanes:
+            self._runner.cancel()
+            self._compute.cancel()
         if self.status in ("loading", "explaining"):
             self._set(status="idle", running="", pending=[])
 
     def wait(self, timeout: float | None = 120) -> "ExplanationSession":
         """Block until the current job is finished (notebooks, scripts, tests)."""
-        self._runner.wait(timeout)
+        self._runner.wait(timeout)  # the fast lane starts the compute job, if any, before it ends
+        self._compute.wait(timeout)
         return self
 
     @property
@@ -158,14 +164,15 @@ class ExplanationSession(pn.viewable.Viewer):
             self.param.update(**values)
 
     def _publish(self, job: Job, **values) -> None:
+        runner = self._compute if job.name == self._compute.name else self._runner
         explanation = values.get("explanation")
-        if explanation is not None and self._runner.is_current(job):
+        if explanation is not None and runner.is_current(job):
             for render in self._prerenders:
                 try:
                     render(explanation)
                 except Exception:  # drawing is retried on the page, where the error is reported
                     _log.exception("prerendering an explanation failed")
-        self._runner.publish(job, lambda: self._set(**values))
+        runner.publish(job, lambda: self._set(**values))
 
     def _work(self, job: Job, source, name: str, model: str, request: dict, explainers: dict) -> None:
         timings: dict[str, float] = {}
@@ -199,8 +206,20 @@ class ExplanationSession(pn.viewable.Viewer):
         self._publish(job, explanation=None)
         if not methods:
             return
+        with self._lanes:  # hand over to the compute lane, unless a newer request came meanwhile
+            if not self._runner.is_current(job):
+                return
+            try:
+                self._compute.start(self._compute_work, view, classifier, request, explainers, key, cache, timings,
+                                    job.started)
+            except ServerBusy as exc:
+                self._publish(job, status="error", error=str(exc), pending=[])
+
+    def _compute_work(self, job: Job, view, classifier, request: dict, explainers: dict, key: str,
+                      cache: ExplanationCache, timings: dict, started: float) -> None:
+        job.started = started  # timings count from the click, not from the admission
         result, errors = self._explain(job, view, classifier, request, explainers, timings)
-        if not self._runner.is_current(job):
+        if not self._compute.is_current(job):
             return
         timings["done"] = job.elapsed()
         if result is not None and not errors:

@@ -16,7 +16,7 @@ import param
 from ..explain.engine import Cancelled
 from ..explain.results import paint
 from ..explain.stability import StabilityReport, stability
-from .controller import Job, JobRunner, classifier as load_model
+from .controller import Job, JobRunner, ServerBusy, classifier as load_model, compute_executor, compute_queue
 from .method_pane import CANVAS
 from .rendering import grayscale
 from .settings import ExplainerSettings
@@ -75,7 +75,8 @@ class StabilityPane(pn.viewable.Viewer):
     def __init__(self, **params):
         params.setdefault("settings", ExplainerSettings())
         super().__init__(**params)
-        self._runner = JobRunner("stability")
+        # K explanations: they wait for a compute slot like any explanation (the bounded queue).
+        self._runner = JobRunner("stability", queue=compute_queue(), pool=compute_executor)
         self._map = hv.DynamicMap(pn.bind(self._spread, self.param.report, self.param.mapped, self.param.map_method))
 
     @param.depends("selected", "report", watch=True)
@@ -95,9 +96,13 @@ class StabilityPane(pn.viewable.Viewer):
             return None
         request = self.settings.explain_kwargs()
         self._set(status="running", progress=0.0, error="", report=None)
-        return self._runner.start(self._work, self.image, self.model, request,
-                                  dict(seeds=self.seeds, noise_repeats=self.noise_repeats,
-                                       noise_sigma=self.noise_sigma, k_top_segments=self.k_top_segments))
+        try:
+            return self._runner.start(self._work, self.image, self.model, request,
+                                      dict(seeds=self.seeds, noise_repeats=self.noise_repeats,
+                                           noise_sigma=self.noise_sigma, k_top_segments=self.k_top_segments))
+        except ServerBusy as exc:
+            self._set(status="error", error=str(exc))
+            return None
 
     def cancel(self) -> None:
         self._runner.cancel()

@@ -58,7 +58,8 @@ def explain(
     ``image`` is any HxWx3 uint8 RGB array; the classifier's own resize/crop gives the view
     that is segmented and perturbed. One pool of uniform coalitions (lime's sampler, seeded
     by ``seed``) feeds LIME, SHAP ('pool' estimator) and the Anchor search; the engine
-    memoises every coalition, so no coalition is ever evaluated twice. ``settings`` maps a
+    memoises every coalition, so no coalition is ever evaluated twice; ``seed`` seeds the
+    sampling (the segmentation does not depend on it). ``settings`` maps a
     method to its parameters (see ``LimeExplainer``, ``AnchorExplainer``, ``ShapExplainer``).
     ``on_method`` receives the Explanation so far after each method (for progressive UIs);
     ``cancel`` is a ``threading.Event`` checked between model batches. ``segments`` reuses a
@@ -87,7 +88,10 @@ def explain(
     t0 = time.perf_counter()
     view = classifier.prepare(np.asarray(image))
     if segments is None:
-        segments = segment(view, segmentation, seed=seed, **dict(segmentation_params or {}))
+        # The superpixels belong to the image and the segmentation settings, not to the
+        # sampling: quickshift's tie-breaking noise is seeded with 0 whatever ``seed`` is, so
+        # explanations with different seeds are comparable superpixel by superpixel.
+        segments = segment(view, segmentation, seed=0, **dict(segmentation_params or {}))
     elif segments.labels.shape != view.shape[:2]:
         raise ValueError(f"segments {segments.labels.shape} do not match the model's view {view.shape[:2]}")
     engine = PerturbationEngine(view, segments, classifier, fill, progress=progress, cancel=cancel)

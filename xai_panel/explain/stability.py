@@ -229,7 +229,7 @@ def stability(
 
     t0 = time.perf_counter()
     view = classifier.prepare(np.asarray(image))
-    segments = segment(view, segmentation, seed=base_seed, **dict(segmentation_params or {}))
+    segments = segment(view, segmentation, seed=0, **dict(segmentation_params or {}))  # as explain() does
     m, k = segments.n_segments, int(k_top_segments)
     total, done, passes = int(seeds) + int(noise_repeats), 0, 0
 
