@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -42,6 +40,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import machine  # noqa: E402
 
 from tests.browser.conftest import (  # noqa: E402  (one definition of how the dashboards are served)
     BOKEH_LABELS, CHROMIUM, CHROMIUM_ARGS, QUICK_SETTINGS, start_server, stop_server,
@@ -160,18 +161,6 @@ PROBE = """
 
 
 # -- shared with bench_load --------------------------------------------------------------
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def serve(workdir: Path, settings: dict | None, env: dict | None = None):
     """``panel serve`` on both dashboards; ``settings=None``: the dashboards' own defaults."""
     extra = {"XAI_PANEL_SETTINGS": json.dumps(settings) if settings else "", **(env or {})}

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -28,19 +26,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / ".." / "shared" / "data" / "imagenet-sample"
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    return f"{os.cpu_count()} cores ({cpu}), load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+from _common import machine  # noqa: E402
 
 
 def _folder(n: int, dest: Path) -> Path:
@@ -127,7 +115,7 @@ def main() -> None:
         tmp = Path(tmp)
         folder = _folder(args.images, tmp / "images")
         n = len(list(folder.iterdir()))
-        print(f"machine: {_machine()}")
+        print(f"machine: {machine()}")
         print(f"workload: {n} photos of the shared ImageNet sample; methods {', '.join(kwargs['methods'])}; "
               f"segmentation {kwargs.get('segmentation', 'quickshift')} (defaults); "
               f"lime num_samples {kwargs['settings']['lime']['num_samples']} (shared pool); "
