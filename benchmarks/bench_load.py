@@ -17,7 +17,7 @@ browser context and page per session, all driven concurrently (Playwright's asyn
    seconds between clicks.
 
 A click is timed in the page, from the click event (``performance.now()``) to the first
-check, every 20 ms, that finds that image's five class buttons and status (see
+check (every ``--check-interval`` ms, default 100) that finds that image's five class buttons and status (see
 bench_dashboard.py); the wall clock around the Playwright calls is printed too. Clicks are
 classed by what the server did: "cached" when the status says "(from cache)". Meanwhile a
 thread sums VmRSS over the server's process tree every 0.5 s, and another GETs the
@@ -139,8 +139,9 @@ class Monitor:
 
 # -- the sessions ----------------------------------------------------------------------------
 class Session:
-    def __init__(self, number: int, page, timeout: float, warmup_timeout: float):
+    def __init__(self, number: int, page, timeout: float, warmup_timeout: float, interval_ms: float = 100):
         self.number, self.page, self.timeout, self.warmup_timeout = number, page, timeout, warmup_timeout
+        self.interval_ms = interval_ms
         self.page_errors: list[str] = []
         self.shown: str | None = None
         page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
@@ -149,7 +150,8 @@ class Session:
         """Click a thumbnail; the in-page and wall-clock seconds until the top five show."""
         page = self.page
         timeout = self.warmup_timeout if until_done else self.timeout
-        spec = {"id": id, "panes": False, "done": until_done, "timeoutMs": timeout * 1000, "intervalMs": 20}
+        spec = {"id": id, "panes": False, "done": until_done, "timeoutMs": timeout * 1000,
+                "intervalMs": self.interval_ms}
         await page.evaluate("spec => window.__xpArm(spec)", spec)
         t0 = time.perf_counter()
         try:
@@ -183,7 +185,7 @@ async def run(args, url: str, monitor: Monitor) -> dict:
             page = await context.new_page()
             page.set_default_timeout(args.timeout * 1000)
             await page.add_init_script(PROBE)
-            sessions.append(Session(k, page, args.timeout, args.warmup_timeout))
+            sessions.append(Session(k, page, args.timeout, args.warmup_timeout, args.check_interval))
 
         async def open_page(s: Session):
             await s.page.goto(f"{url}/gallery")
@@ -258,7 +260,8 @@ def report(args, result: dict, monitor: Monitor, log_errors: list[str], settings
     soak = result["soak"]
     lines = [f"sessions {args.sessions} · clicks {len(soak)} measured (+ {len(result['warmup'])} warm-up "
              f"explanations in {result['warmup_seconds']:.0f} s) · soak {result['soak_seconds']:.0f} s · "
-             f"settings {settings} · max queue {args.max_queue or 'default (8)'} · think {args.think} s",
+             f"settings {settings} · max queue {args.max_queue or 'default (8)'} · think {args.think} s · "
+             f"pages checked every {args.check_interval:g} ms",
              "",
              f"{'click → top five shown':28}{'n':>5} {'p50 s':>7} {'p95 s':>7} {'max s':>7}   (in page; wall clock)"]
     for kind, name in (("cached", "cached (from the cache)"), ("computed", "uncached (computed)")):
@@ -303,6 +306,9 @@ def main(argv=None) -> int:
     parser.add_argument("--uncached", type=float, default=0.2, help="share of clicks on never-explained images")
     parser.add_argument("--warm", type=int, default=None, help="images explained in the warm-up (default: sessions)")
     parser.add_argument("--think", type=float, default=0.5, help="mean pause between a session's clicks, seconds")
+    parser.add_argument("--check-interval", type=float, default=100, help=(
+        "ms between a page's checks of what it shows: each check walks the whole page, and eight pages checking "
+        "every 20 ms took CPU from the server they measure (2 cores); marks are up to this late"))
     parser.add_argument("--default-settings", action="store_true",
                         help="the dashboards' own budgets instead of the browser tests' quick ones")
     parser.add_argument("--max-queue", type=int, default=None, help="XAI_PANEL_MAX_QUEUE for the server")
