@@ -213,3 +213,55 @@ def test_the_compute_lane_has_one_thread_per_two_cores_unless_configured(monkeyp
     assert controller.compute_threads() == 3
     monkeypatch.setenv(controller.COMPUTE_THREADS_ENV, "zero")  # refused with a warning, not a crash
     assert controller.compute_threads() == max(1, (os.cpu_count() or 2) // 2)
+
+
+def test_a_flush_that_never_ran_is_scheduled_again(monkeypatch):
+    """Updates wait for one flush per document; if that flush is lost (it rides on the page's
+    load callbacks), the next update schedules another instead of waiting behind it for ever."""
+    import panel as pn
+    from bokeh.document import Document
+
+    class Context:  # a served page that has not loaded yet
+        pass
+
+    context = Context()
+    doc = Document()
+    doc._session_context = weakref.ref(context)
+    registered = []
+    monkeypatch.setattr(pn.state, "onload", lambda callback, threaded=False: registered.append(callback))
+    runner = JobRunner("badges")
+    job = controller.Job("badges", doc, loop=None)
+    runner._job = job
+    applied = []
+    runner.publish(job, lambda: applied.append(1))
+    assert len(registered) == 1
+    registered.clear()  # the page's load callbacks never ran it
+    runner.publish(job, lambda: applied.append(2))
+    assert registered == [] and applied == []  # a flush is on its way: nothing more is scheduled yet
+    monkeypatch.setattr(controller, "_FLUSH_RETRY", 0.0)  # ...and now it has waited too long
+    runner.publish(job, lambda: applied.append(3))
+    assert len(registered) == 1
+    registered[0]()
+    assert applied == [1, 2, 3]  # nothing was lost, in order
+
+
+def test_a_failing_update_is_logged_and_the_others_still_apply(monkeypatch, caplog):
+    import panel as pn
+    from bokeh.document import Document
+
+    class Context:
+        pass
+
+    context = Context()
+    doc = Document()
+    doc._session_context = weakref.ref(context)
+    registered = []
+    monkeypatch.setattr(pn.state, "onload", lambda callback, threaded=False: registered.append(callback))
+    runner = JobRunner("panes")
+    job = controller.Job("panes", doc, loop=None)
+    runner._job = job
+    applied = []
+    runner.publish(job, lambda: 1 / 0)
+    runner.publish(job, lambda: applied.append("after"))
+    registered[0]()  # must not raise: it runs among the page's load callbacks
+    assert applied == ["after"] and "applying a panes update failed" in caplog.text

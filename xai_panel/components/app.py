@@ -9,6 +9,7 @@ through ``Dataset.resolve``, unknown labels and groupings are refused with a mes
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 
@@ -24,6 +25,7 @@ from .settings import ExplainerSettings
 __all__ = ["DATA_ENV", "MODEL_ENV", "SETTINGS_ENV", "configured_model", "configured_dataset", "configured_settings",
            "UrlState", "warm_up", "notify", "page", "follow", "CSS"]
 
+_log = logging.getLogger(__name__)
 DATA_ENV = "XAI_PANEL_DATA"
 MODEL_ENV = "XAI_PANEL_MODEL"
 _datasets: dict[str | None, Dataset] = {}
@@ -115,7 +117,11 @@ class UrlState(param.Parameterized):
             self._start(values)
 
     def _start(self, values: dict) -> None:
-        self.apply(**values)
+        try:
+            self.apply(**values)
+        except Exception as exc:  # a page load callback must not raise: Panel would stop loading the page
+            _log.exception("applying the URL %r failed", values)
+            self.gallery.warn(f"The URL could not be applied: {exc}")
         self.gallery.param.watch(self._write, ["selected", "label", "group_by"])
 
     def apply(self, group: str | None = None, label: str | None = None, image: str | None = None) -> list[str]:

@@ -36,6 +36,7 @@ __all__ = ["ComputeQueue", "DaemonPool", "Job", "JobRunner", "MAX_QUEUE_ENV", "C
            "compute_queue", "executor", "compute_executor", "foreground", "wait_for_foreground_idle", "classifier"]
 
 MAX_QUEUE_ENV = "XAI_PANEL_MAX_QUEUE"
+_FLUSH_RETRY = 5.0  # seconds after which a pending flush that never ran is scheduled again
 COMPUTE_THREADS_ENV = "XAI_PANEL_COMPUTE_THREADS"
 DEFAULT_MAX_QUEUE = 8
 _log = logging.getLogger(__name__)
@@ -92,10 +93,7 @@ def compute_threads() -> int:
     Python parts of several explanations at once would take the interpreter lock from the
     event loop that serves every page: more threads than this only make each one slower.
     """
-    text = os.environ.get(COMPUTE_THREADS_ENV, "").strip()
-    default = max(1, (os.cpu_count() or 2) // 2)
-    if not text:
-        return default
+    return _positive_env(COMPUTE_THREADS_ENV, max(1, (os.cpu_count() or 2) // 2))
     try:
         value = int(text)
         if value < 1:
@@ -159,18 +157,23 @@ class ComputeQueue:
             self._jobs.discard(job)
 
 
-def _configured_limit() -> int:
-    text = os.environ.get(MAX_QUEUE_ENV, "").strip()
+def _positive_env(name: str, default: int) -> int:
+    """``$name`` as an integer >= 1; unset: ``default``; anything else is logged and ignored."""
+    text = os.environ.get(name, "").strip()
     if not text:
-        return DEFAULT_MAX_QUEUE
+        return default
     try:
-        limit = int(text)
-        if limit < 1:
+        value = int(text)
+        if value < 1:
             raise ValueError("it must be >= 1")
     except ValueError as exc:
-        _log.warning("%s=%r ignored (%s); using %d", MAX_QUEUE_ENV, text, exc, DEFAULT_MAX_QUEUE)
-        return DEFAULT_MAX_QUEUE
-    return limit
+        _log.warning("%s=%r ignored (%s); using %d", name, text, exc, default)
+        return default
+    return value
+
+
+def _configured_limit() -> int:
+    return _positive_env(MAX_QUEUE_ENV, DEFAULT_MAX_QUEUE)
 
 
 _compute_queue: ComputeQueue | None = None
@@ -306,6 +309,7 @@ class JobRunner:
         self._job: Job | None = None
         self._lock = threading.Lock()
         self._pending: dict[int, list[tuple[Job, Callable[[], None]]]] = {}  # per document: publications to apply
+        self._scheduled: dict[int, float] = {}  # per document: when the pending flush was scheduled
         self._doc = pn.state.curdoc
         self._loop = IOLoop.current(instance=False)
 
@@ -381,19 +385,24 @@ class JobRunner:
             with hold(doc):
                 callback()
             return
+        now = time.monotonic()
         with self._lock:
             waiting = self._pending.setdefault(id(doc), [])
             waiting.append((job, callback))
-            if len(waiting) > 1:  # a flush is already on its way
+            # A flush is on its way: do not queue another, unless it has been waiting for
+            # long (a scheduled callback can be lost, e.g. with the page's load, and then
+            # every later update of this runner would wait behind it for ever).
+            if len(waiting) > 1 and now - self._scheduled.get(id(doc), now) < _FLUSH_RETRY:
                 return
+            self._scheduled[id(doc)] = now
 
         def flush():
             with self._lock:
                 waiting = self._pending.pop(id(doc), [])
+                self._scheduled.pop(id(doc), None)
             todo = [fn for owner, fn in waiting if self.is_current(owner)]
             if not todo:
                 return
-            errors = []
             # One message for the whole update. Not frozen: a frozen document recomputes its
             # model graph (tens of ms on this page) when it thaws, even when, as for the
             # panes' string and option changes, no model was added or removed.
@@ -401,10 +410,10 @@ class JobRunner:
                 for fn in todo:
                     try:
                         fn()
-                    except Exception as exc:  # the others still apply; Panel reports the first
-                        errors.append(exc)
-            if errors:
-                raise errors[0]
+                    except Exception:  # logged, never raised: the others still apply, and an
+                        # exception out of a page's load callbacks stops Panel from running
+                        # the rest and from marking the page loaded
+                        _log.exception("applying a %s update failed", self.name)
 
         def schedule():
             with set_curdoc(doc):

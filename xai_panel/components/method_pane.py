@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 from typing import ClassVar
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import param
@@ -25,7 +24,7 @@ from bokeh.core.validation.warnings import FIXED_SIZING_MODE
 from ..explain.results import Explanation
 from .strip import STRIP_CSS, Tile, strip_html, tile_cache
 
-__all__ = ["MethodPane", "CANVAS", "GAP", "rgb", "blank", "tile_title", "montage", "frame_tile"]
+__all__ = ["MethodPane", "CANVAS", "tile_title"]
 
 # Canvas, not WebGL: a browser keeps about 16 live WebGL contexts; past that the oldest
 # plots on a page go blank.
@@ -35,44 +34,11 @@ CANVAS = {"backend_opts": {"plot.output_backend": "canvas"}}
 # looks at width/height and would log a warning for each of them on every page load.
 silence(FIXED_SIZING_MODE, True)
 
-GAP = 14  # pixels between two classes' images
-SELECTED = np.array([37, 99, 235], np.uint8)  # the frame around the class being inspected
 _PLACEHOLDER = 244
-
-
-def rgb(image: np.ndarray, title: str = "", **opts) -> hv.RGB:
-    """An image as ``hv.RGB``, top row first, one unit high.
-
-    Plots are updated in place and keep their first ranges, so every frame must span the
-    same bounds: units of the image height do, whatever its pixel size.
-    """
-    h, w = image.shape[:2]
-    return hv.RGB(image, bounds=(0, 0, w / h, 1)).opts(title=title, **opts)
-
-
-def blank(title: str = "", **opts) -> hv.RGB:
-    return rgb(np.full((8, 8, 3), _PLACEHOLDER, np.uint8), title, **opts)
 
 
 def tile_title(rank: int, name: str, chosen: bool, extra: str = "") -> str:
     return f"{'▶ ' if chosen else ''}{rank}. {name}{extra}"
-
-
-def montage(tiles: list[np.ndarray], gap: int = GAP, fill=255) -> np.ndarray:
-    """Equal-sized tiles (H, W[, C]) side by side with ``gap`` columns of ``fill`` between them."""
-    h, w = tiles[0].shape[:2]
-    shape = (h, len(tiles) * (w + gap) - gap, *tiles[0].shape[2:])
-    out = np.full(shape, fill, dtype=np.result_type(tiles[0].dtype, np.asarray(fill).dtype))
-    for i, tile in enumerate(tiles):
-        out[:, i * (w + gap) : i * (w + gap) + w] = tile
-    return out
-
-
-def frame_tile(tile: np.ndarray, width: int = 5) -> np.ndarray:
-    """A copy of ``tile`` with a coloured frame: the class being inspected."""
-    out = tile.copy()
-    out[:width], out[-width:], out[:, :width], out[:, -width:] = SELECTED, SELECTED, SELECTED, SELECTED
-    return out
 
 
 class MethodPane(pn.viewable.Viewer):
