@@ -95,3 +95,22 @@ def test_predictions_mark_cards_and_group_by_predicted_class(folder, classifier)
     assert gallery.labels[cat_top1.name] >= 2
     gallery.label = cat_top1.name
     assert {"cats/a.png", "cats/b.jpg"} <= set(gallery.records)
+
+
+def test_thumbnails_applied_after_the_predictions_still_show_them(folder, classifier):
+    """On a page, the thumbnails' update may be applied after the predictions' one: the cards
+    must then show the predictions, not the 'predicting…' they had when the thumbnails were made."""
+    gallery = Gallery(dataset=open_dataset(folder), page_size=8, predict=False)
+    gallery.wait()
+    held = []
+    gallery._thumbs.publish = lambda job, callback: held.append(callback)  # the page applies it later
+    gallery.page_size = 7  # new thumbnails are made now, before any prediction
+    gallery.wait()
+    assert len(held) == 1
+    from xai_panel.components.thumbnails import prediction_index
+
+    gallery._index = prediction_index(gallery.dataset, classifier)
+    gallery._index.compute()  # the predictions arrive (and are applied) first
+    held[0]()  # then the thumbnails
+    cards = {item["id"]: item for item in gallery._grid.items}
+    assert cards["cats/a.png"]["status"] in ("match", "mismatch") and cards["cats/a.png"]["badge"] != "predicting…"

@@ -176,12 +176,14 @@ class Gallery(pn.viewable.Viewer):
 
     def _make_items(self, job: Job, records: list[ImageRecord], size: int) -> None:
         store = _store(size)
-        items = []
+        sources = []
         for record in records:
             if job.cancelled:
                 return
-            items.append(self._card(record, store.data_uri(record)))
-        self._thumbs.publish(job, lambda: setattr(self._grid, "items", items))
+            sources.append((record, store.data_uri(record)))
+        # The badges are read when the page is updated, not now: the predictions' own update
+        # may be applied first, and cards made now would show 'predicting…' for good.
+        self._thumbs.publish(job, lambda: setattr(self._grid, "items", [self._card(r, src) for r, src in sources]))
 
     def _refresh_badges(self) -> None:
         items = [self._card(self.dataset.get(item["id"]), item["src"]) for item in self._grid.items]
