@@ -215,23 +215,33 @@ def test_the_compute_lane_has_one_thread_per_two_cores_unless_configured(monkeyp
     assert controller.compute_threads() == max(1, (os.cpu_count() or 2) // 2)
 
 
-def test_a_flush_that_never_ran_is_scheduled_again(monkeypatch):
-    """Updates wait for one flush per document; if that flush is lost (it rides on the page's
-    load callbacks), the next update schedules another instead of waiting behind it for ever."""
+class _Context:  # the session context of a served page
+    pass
+
+
+@pytest.fixture
+def unloaded_page(monkeypatch):
+    """(runner, job, registered): a runner publishing to a served page that has not loaded yet;
+    its flushes land in ``registered`` (the page's load callbacks) until a test runs them."""
     import panel as pn
     from bokeh.document import Document
 
-    class Context:  # a served page that has not loaded yet
-        pass
-
-    context = Context()
+    context = _Context()
     doc = Document()
     doc._session_context = weakref.ref(context)
     registered = []
     monkeypatch.setattr(pn.state, "onload", lambda callback, threaded=False: registered.append(callback))
-    runner = JobRunner("badges")
-    job = controller.Job("badges", doc, loop=None)
+    runner = JobRunner("panes")
+    job = controller.Job("panes", doc, loop=None)
     runner._job = job
+    yield runner, job, registered
+    del context
+
+
+def test_a_flush_that_never_ran_is_scheduled_again(unloaded_page, monkeypatch):
+    """Updates wait for one flush per document; if that flush is lost (it rides on the page's
+    load callbacks), the next update schedules another instead of waiting behind it for ever."""
+    runner, job, registered = unloaded_page
     applied = []
     runner.publish(job, lambda: applied.append(1))
     assert len(registered) == 1
@@ -245,21 +255,8 @@ def test_a_flush_that_never_ran_is_scheduled_again(monkeypatch):
     assert applied == [1, 2, 3]  # nothing was lost, in order
 
 
-def test_a_failing_update_is_logged_and_the_others_still_apply(monkeypatch, caplog):
-    import panel as pn
-    from bokeh.document import Document
-
-    class Context:
-        pass
-
-    context = Context()
-    doc = Document()
-    doc._session_context = weakref.ref(context)
-    registered = []
-    monkeypatch.setattr(pn.state, "onload", lambda callback, threaded=False: registered.append(callback))
-    runner = JobRunner("panes")
-    job = controller.Job("panes", doc, loop=None)
-    runner._job = job
+def test_a_failing_update_is_logged_and_the_others_still_apply(unloaded_page, caplog):
+    runner, job, registered = unloaded_page
     applied = []
     runner.publish(job, lambda: 1 / 0)
     runner.publish(job, lambda: applied.append("after"))
