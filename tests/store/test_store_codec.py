@@ -122,3 +122,47 @@ def test_the_request_pins_the_keys_written(explained):
     other = ExplainRequest.create(request.model_id, ("lime",), segmentation="grid", settings={"lime": {"num_samples": 60}},
                                   top_k=5)
     assert encode_explanation(explanation, h).rows[0].key == other.result_key(h, "lime")
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(24, dtype=np.uint8).reshape(2, 3, 4),
+    np.asfortranarray(np.arange(12, dtype=">i4").reshape(3, 4)),
+    np.linspace(0, 1, 7, dtype=np.float32),
+    np.zeros((0, 3), dtype=np.int16),
+    np.array(3.5),
+])
+def test_arrays_read_back_exactly_and_writable(array):
+    from xai_panel.store.codec import _read_npy
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    back = _read_npy(io.BytesIO(buffer.getvalue()))
+    assert back.dtype == array.dtype and back.shape == array.shape and np.array_equal(back, array)
+    assert back.flags.writeable
+    if array.size:
+        with pytest.raises(CodecError, match="truncated"):
+            _read_npy(io.BytesIO(buffer.getvalue()[:-1]))
+
+
+def test_headers_read_in_many_threads_at_once():
+    # numpy parses .npy headers with ast.literal_eval, which CPython 3.11 can fail with
+    # "AST constructor recursion depth mismatch" when threads race; the reader serialises it.
+    import threading
+
+    payload = encode({"a": np.arange(6).reshape(2, 3), "b": np.ones((4, 4), np.float32)})
+    errors = []
+
+    def read():
+        try:
+            for _ in range(300):
+                back = decode(payload)
+                assert back["a"].shape == (2, 3) and back["b"].dtype == np.float32
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

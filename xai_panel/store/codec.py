@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import threading
 import zipfile
 from typing import Any, Mapping
 
@@ -113,6 +114,32 @@ def encode(value: Mapping[str, Any], *, view: np.ndarray | None = None, level: i
     return out.getvalue()
 
 
+# numpy parses an .npy header with ``ast.literal_eval``; CPython 3.11 builds AST objects with
+# an interpreter-wide recursion counter, so headers parsed in several threads at once can fail
+# with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905). The
+# header (a few dozen bytes) is read under a lock; the data are read outside it.
+_HEADER_LOCK = threading.Lock()
+
+
+def _read_npy(f: io.BytesIO) -> np.ndarray:
+    with _HEADER_LOCK:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise CodecError(f"unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise CodecError("object arrays are refused")
+    count = int(np.prod(shape, dtype=np.int64))
+    data = f.read(count * dtype.itemsize)
+    if len(data) != count * dtype.itemsize:
+        raise CodecError("array data are truncated")
+    array = np.frombuffer(data, dtype=dtype, count=count)
+    return (array.reshape(shape[::-1]).T if fortran else array.reshape(shape)).copy()
+
+
 class _Reader:
     def __init__(self, z: zipfile.ZipFile, view: np.ndarray | None):
         self.z = z
@@ -123,7 +150,7 @@ class _Reader:
             raise CodecError(f"bad array reference {name!r}")
         try:
             with self.z.open(name + ".npy") as f:
-                return np.lib.format.read_array(io.BytesIO(f.read()), allow_pickle=False)
+                return _read_npy(io.BytesIO(f.read()))
         except KeyError:
             raise CodecError(f"array {name} is missing") from None
 
