@@ -11,7 +11,7 @@ from xai_panel.components import (
     ModelSelector, ShapPane, StabilityPane, TimingPane, TopClasses,
 )
 from xai_panel.components.app import (
-    UrlState, configured_dataset, configured_model, configured_settings, follow, notify, page, warm_up,
+    UrlState, configured_dataset, configured_model, configured_settings, follow, lazy_card, notify, page, warm_up,
 )
 
 pn.extension(notifications=True, design="fast")
@@ -44,7 +44,7 @@ page(
         upload,
         model,
         pn.Card(gallery.controls(), title="Pick from the gallery", collapsed=False, sizing_mode="stretch_width"),
-        pn.Card(settings, title="Explainer settings", collapsed=True, sizing_mode="stretch_width"),
+        lazy_card(settings, "Explainer settings", sizing_mode="stretch_width"),
     ],
     main=[
         pn.Row(
@@ -54,7 +54,7 @@ page(
         ),
         pn.Card(lime, title="LIME · superpixels for and against each class", **card),
         pn.Card(anchors, title="Anchors · what is enough to keep the prediction", **card),
-        pn.Card(shap, title="SHAP · Shapley values on one shared scale", **card),
+        pn.Card(shap, title="SHAP · each superpixel's share of the prediction, one scale", **card),
         pn.Row(
             pn.Card(timing, title="Cost · wall time, forward passes, cache hits", **card),
             pn.Card(stability, title="Stability · seeds and input noise", **card),

@@ -13,7 +13,7 @@ from xai_panel.components import (
     StabilityPane, TimingPane, TopClasses,
 )
 from xai_panel.components.app import (
-    UrlState, configured_dataset, configured_model, configured_settings, notify, page, warm_up,
+    UrlState, configured_dataset, configured_model, configured_settings, lazy_card, notify, page, warm_up,
 )
 
 pn.extension(notifications=True, design="fast")
@@ -44,7 +44,7 @@ page(
     sidebar=[
         pn.pane.Markdown(f"**{dataset.name}** · {len(dataset)} images · model `{model}`", margin=(0, 10)),
         gallery.controls(),
-        pn.Card(settings, title="Explainer settings", collapsed=True, sizing_mode="stretch_width"),
+        lazy_card(settings, "Explainer settings", sizing_mode="stretch_width"),
     ],
     main=[
         pn.Row(
@@ -55,7 +55,7 @@ page(
         ),
         pn.Card(lime, title="LIME · superpixels for and against each class", **card),
         pn.Card(anchors, title="Anchors · what is enough to keep the prediction", **card),
-        pn.Card(shap, title="SHAP · Shapley values on one shared scale", **card),
+        pn.Card(shap, title="SHAP · each superpixel's share of the prediction, one scale", **card),
         pn.Row(
             pn.Card(timing, title="Cost · wall time, forward passes, cache hits", **card),
             pn.Card(stability, title="Stability · seeds and input noise", **card),

@@ -50,3 +50,34 @@ def test_serve_refuses_a_missing_data_folder(tmp_path):
 
     with pytest.raises(FileNotFoundError):
         serve(data=tmp_path / "missing", port=0)
+
+
+def test_warm_up_loads_the_model_and_freezes_the_start_up_heap():
+    import gc
+
+    from xai_panel.components.app import warm_up
+    from xai_panel.components.controller import classifier
+
+    try:
+        future = warm_up("efficientnet_lite0")
+        future.result(timeout=300)
+        assert warm_up("efficientnet_lite0") is future  # once per process: pages call it on every load
+        assert gc.get_freeze_count() > 10_000  # torch, Panel and the model, out of the collector's walks
+        assert classifier("efficientnet_lite0") is classifier("efficientnet_lite0")
+    finally:
+        gc.unfreeze()
+
+
+def test_lazy_card_builds_its_content_when_first_opened():
+    import panel as pn
+
+    from xai_panel.components.app import lazy_card
+
+    content = pn.pane.Markdown("settings")
+    card = lazy_card(content, "Explainer settings")
+    assert card.collapsed and card.objects == []
+    card.collapsed = False
+    assert card.objects == [content]
+    card.collapsed = True
+    card.collapsed = False
+    assert card.objects == [content]

@@ -53,3 +53,42 @@ def test_memory_cache_is_thread_safe(lime_shap):
     for t in threads:
         t.join()
     assert len(cache) == 50
+
+
+def test_decoded_images_are_shared_read_only_and_follow_the_file(tmp_path):
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from xai_panel.components.cache import DecodedImages
+    from xai_panel.data import image_hash, load_image
+
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.full((40, 60, 3), 10, np.uint8)).save(path)
+    decoded = DecodedImages(max_bytes=2 * 40 * 60 * 3)
+    calls = []
+
+    def load(p=path):
+        calls.append(p)
+        return load_image(p)
+
+    first, digest = decoded.get(path, load, image_hash)
+    again, digest_again = decoded.get(tmp_path / "." / "photo.png", load, image_hash)
+    assert again is first and digest_again == digest == image_hash(load_image(path)) and len(calls) == 1
+    with pytest.raises(ValueError):
+        first[0, 0, 0] = 1  # shared by every session: read-only
+    # The file replaced on disk is decoded again.
+    Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(path)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    changed, new_digest = decoded.get(path, load, image_hash)
+    assert len(calls) == 2 and new_digest != digest and changed[0, 0, 0] == 200
+    # Past the byte budget the least recently used goes.
+    for name in ("b.png", "c.png"):
+        Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / name)
+        decoded.get(tmp_path / name, lambda n=name: load(tmp_path / n), image_hash)
+    assert len(decoded) == 2
+    decoded.get(path, load, image_hash)
+    assert len(calls) == 5  # evicted, decoded once more
+    with pytest.raises(FileNotFoundError):
+        decoded.get(tmp_path / "missing.png", load, image_hash)

@@ -8,7 +8,6 @@ import base64
 import io
 import re
 
-import holoviews as hv
 import numpy as np
 import pytest
 from PIL import Image

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import holoviews as hv
 import numpy as np
 
 from xai_panel.components import ExplainerSettings, StabilityPane
@@ -28,11 +27,16 @@ def test_stability_is_computed_on_request_with_progress(photos):
             assert 0 <= s.seed_jaccard <= 1 and not math.isnan(s.noise_jaccard)
     html = pane._table(report)
     assert "seed Jaccard" in html and report.top[0].name in html
-    spread = pane._map[()]
-    heat = spread.get(1)
-    assert isinstance(heat, hv.Image)
+    title, spread = pane.spread()
     label = report.top[0].index
-    assert np.allclose(np.asarray(heat.data), report.results["lime"][label].std[report.segmentation.labels])
+    assert report.top[0].name in title and spread.shape == report.segmentation.labels.shape
+    assert np.allclose(spread, report.results["lime"][label].std[report.segmentation.labels])
+    page = pane._spread_html(report, label, "lime")
+    assert page.count("<img") == 1 and "data:image/jpeg" in page and "std" in page
+    from xai_panel.components.strip import tile_cache
+
+    misses = tile_cache().misses
+    assert pane._spread_html(report, label, "lime") == page and tile_cache().misses == misses  # from the tile cache
 
 
 def test_a_new_image_cancels_and_clears_the_report(photos):

@@ -65,6 +65,22 @@ def test_predict_proba_batches_in_chunks_and_counts_passes(classifier):
     np.testing.assert_allclose(whole.sum(axis=1), 1.0, atol=1e-4)
 
 
+def test_warm_up_runs_full_batches_uncounted_and_checks_the_output(classifier):
+    calls = []
+    runner = classifier._runner
+    classifier._runner = lambda x: (calls.append(x.shape), runner(x))[1]
+    try:
+        before = (classifier.forward_passes, classifier.model_seconds)
+        classifier.warm_up(batches=2)
+    finally:
+        classifier._runner = runner
+    assert calls == [(classifier.batch_size, 3, 224, 224)] * 2
+    assert (classifier.forward_passes, classifier.model_seconds) == before  # explanation costs stay exact
+    broken = Classifier(lambda x: np.full((len(x), 3), np.nan, np.float32), ["a", "b", "c"], model_id="nan")
+    with pytest.raises(ModelError, match="NaN"):
+        broken.warm_up()
+
+
 def test_any_size_image_is_resized_and_centre_cropped():
     prep = Preprocessing()
     tall = np.zeros((600, 300, 3), np.uint8)

@@ -3,10 +3,10 @@
 ``ExplanationSession`` holds the state (image in; top classes and a progressively
 arriving ``Explanation`` out); the panes take references to its parameters, so a click in
 the ``Gallery`` or on the ``TopClasses`` chart moves every pane. Importing this package
-imports Panel and HoloViews; the engine itself never does.
+imports Panel; the engine itself never does. The panes send pictures as HTML (one JPEG
+tile per class), so no HoloViews plot is built per page or per click; results are plain
+arrays, ready for HoloViews in a notebook (see ``gallery/01_explain_an_image.ipynb``).
 """
-
-import holoviews.plotting.bokeh  # noqa: F401  (plot options need the Bokeh backend loaded)
 
 from .anchor_pane import AnchorPane
 from .cache import ExplanationCache, MemoryCache, default_cache, explanation_key, set_default_cache

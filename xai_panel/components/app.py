@@ -8,6 +8,7 @@ through ``Dataset.resolve``, unknown labels and groupings are refused with a mes
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from .session import DEFAULT_MODEL, ExplanationSession
 from .settings import ExplainerSettings
 
 __all__ = ["DATA_ENV", "MODEL_ENV", "SETTINGS_ENV", "configured_model", "configured_dataset", "configured_settings",
-           "UrlState", "warm_up", "notify", "page", "follow", "CSS"]
+           "UrlState", "warm_up", "lazy_card", "notify", "page", "follow", "CSS"]
 
 _log = logging.getLogger(__name__)
 DATA_ENV = "XAI_PANEL_DATA"
@@ -82,9 +83,46 @@ def configured_settings(default: dict | None = None) -> tuple[dict, str]:
     return settings, ""
 
 
-def warm_up(model: str) -> None:
-    """Load the model in the background so the first click does not wait for it."""
-    executor().submit(classifier, model)
+def warm_up(model: str):
+    """Load the model and run its first batches in the background, so that the first click
+    waits for neither; then freeze what start-up built out of the garbage collector's reach.
+
+    A full collection walks every tracked object: about 0.3 s in a started server (half a
+    million objects: torch, Panel, the model), during which no page is served. Panel
+    collects a few seconds after each closed page, and Python itself when enough long-lived
+    objects pile up; after ``gc.freeze`` those collections skip the start-up objects, which
+    live as long as the process anyway. Once per model and process (the dashboards call it
+    on every page load); returns the background job's future.
+    """
+
+    def job():
+        classifier(model).warm_up()
+        gc.collect()
+        gc.freeze()
+
+    with _warm_lock:
+        future = _warmed.get(model)
+        if future is None or (future.done() and future.exception() is not None):
+            future = _warmed[model] = executor().submit(job)
+        return future
+
+
+_warmed: dict = {}
+_warm_lock = threading.Lock()
+
+
+def lazy_card(content, title: str, **params) -> pn.Card:
+    """A collapsed Card that builds ``content``'s widgets only when first opened: a page
+    load then skips them (the explainer settings are about a fifth of a gallery page's
+    build time, on the server's event loop, for a card most visitors never open)."""
+    card = pn.Card(title=title, collapsed=True, **params)
+
+    def fill(event):
+        if not event.new and not card.objects:
+            card.objects = [content]
+
+    card.param.watch(fill, "collapsed")
+    return card
 
 
 def notify(text: str, kind: str = "warning") -> None:

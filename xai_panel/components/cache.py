@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections import OrderedDict
-from typing import Any, Mapping, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+
+import numpy as np
 
 from ..explain.results import Explanation
 
-__all__ = ["ExplanationCache", "MemoryCache", "explanation_key", "default_cache", "set_default_cache"]
+__all__ = ["ExplanationCache", "MemoryCache", "DecodedImages", "decoded_images", "explanation_key", "default_cache",
+           "set_default_cache"]
 
 
 @runtime_checkable
@@ -102,3 +107,60 @@ def set_default_cache(cache: ExplanationCache) -> None:
     if not isinstance(cache, ExplanationCache):
         raise TypeError("a cache needs get(key) and put(key, explanation)")
     _default = cache
+
+
+class DecodedImages:
+    """Recently decoded image files and their content digests, by path and file version.
+
+    A revisit in the gallery then neither decodes nor hashes the file again, and every
+    session gets the *same* read-only array, so tiles drawn from it (the image pane's) are
+    found in the tile cache. An entry is keyed by the file's resolved path, size and
+    modification time: a file replaced on disk is decoded again. Thread-safe; least
+    recently used first out past ``max_bytes`` of pixels.
+    """
+
+    def __init__(self, max_bytes: int = 256 << 20):
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict[tuple, tuple[np.ndarray, str]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, path: str | os.PathLike, decode: Callable[[], np.ndarray],
+            digest: Callable[[np.ndarray], str]) -> tuple[np.ndarray, str]:
+        """``(pixels, digest)`` of the file at ``path``: remembered, or ``decode()``d now."""
+        resolved = Path(path).resolve()
+        stat = resolved.stat()
+        key = (str(resolved), stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        image = np.asarray(decode())
+        image.flags.writeable = False  # shared by every session that shows it
+        entry = (image, digest(image))
+        if image.nbytes <= self.max_bytes:
+            with self._lock:
+                if key not in self._items:
+                    self._bytes += image.nbytes
+                self._items[key] = entry
+                while self._bytes > self.max_bytes:
+                    old, _ = self._items.popitem(last=False)[1]
+                    self._bytes -= old.nbytes
+        return entry
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+_decoded = DecodedImages()
+
+
+def decoded_images() -> DecodedImages:
+    """The process-wide ``DecodedImages`` the sessions share."""
+    return _decoded

@@ -18,21 +18,11 @@ from typing import ClassVar
 import numpy as np
 import panel as pn
 import param
-from bokeh.core.validation import silence
-from bokeh.core.validation.warnings import FIXED_SIZING_MODE
 
 from ..explain.results import Explanation
 from .strip import STRIP_CSS, Tile, strip_html, tile_cache
 
-__all__ = ["MethodPane", "CANVAS", "tile_title"]
-
-# Canvas, not WebGL: a browser keeps about 16 live WebGL contexts; past that the oldest
-# plots on a page go blank.
-CANVAS = {"backend_opts": {"plot.output_backend": "canvas"}}
-
-# Plots sized by frame_width/frame_height are fixed-size on purpose; Bokeh's check only
-# looks at width/height and would log a warning for each of them on every page load.
-silence(FIXED_SIZING_MODE, True)
+__all__ = ["MethodPane", "tile_title"]
 
 _PLACEHOLDER = 244
 

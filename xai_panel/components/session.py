@@ -31,7 +31,7 @@ from ..explain.engine import Cancelled
 from ..explain.results import ClassScore, Explanation
 from ..models import ModelError
 from ..models.classifier import top_k_of
-from .cache import ExplanationCache, default_cache, explanation_key
+from .cache import ExplanationCache, decoded_images, default_cache, explanation_key
 from .controller import Job, JobRunner, ServerBusy, classifier as load_model, compute_executor, compute_queue
 from .settings import ExplainerSettings
 
@@ -177,7 +177,12 @@ class ExplanationSession(pn.viewable.Viewer):
     def _work(self, job: Job, source, name: str, model: str, request: dict, explainers: dict) -> None:
         timings: dict[str, float] = {}
         try:
-            image = _decode(source)
+            if isinstance(source, (ImageRecord, str, os.PathLike)):  # a file: decoded once per version
+                path = source.path if isinstance(source, ImageRecord) else source
+                image, digest = decoded_images().get(path, lambda: _decode(source), image_hash)
+            else:
+                image = _decode(source)
+                digest = None
         except (ImageError, OSError) as exc:
             self._publish(job, status="error", error=str(exc), image=None, top=[], explanation=None, pending=[])
             return
@@ -187,7 +192,7 @@ class ExplanationSession(pn.viewable.Viewer):
             self._publish(job, status="error", error=f"model {model!r} could not be loaded: {exc}", pending=[])
             return
         view = classifier.prepare(image)
-        digest = image_hash(image)
+        digest = digest or image_hash(image)
         key = explanation_key(digest, classifier.model_id, request)
         cache: ExplanationCache = self.cache if self.cache is not None else default_cache()  # an empty cache is falsy
         cached = cache.get(key)

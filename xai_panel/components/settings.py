@@ -27,7 +27,7 @@ _SEGMENTATION_PARAMS = {
 }
 
 FAST_SETTINGS = {"segmentation": "slic", "lime": {"num_samples": 400},
-                 "anchors": {"n_examples": 4, "max_anchor_size": 3}, "shap": {"estimator": "shared", "nsamples": 200}}
+                 "anchors": {"n_examples": 4, "max_anchor_size": 3}, "shap": {"estimator": "owen", "nsamples": 300}}
 """A budget that keeps the dashboards responsive on a laptop CPU: SLIC superpixels (about 40 ms
 for a 224-pixel view, where lime's quickshift takes about 0.5 s) and a LIME pool of 400."""
 

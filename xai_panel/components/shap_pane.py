@@ -1,4 +1,4 @@
-"""SHAP: per class, Shapley values as a diverging heatmap over the image, one colour scale."""
+"""SHAP: per class, SHAP (Owen or Shapley) values as a diverging heatmap over the image, one colour scale."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ class ShapPane(MethodPane):
 
     method = "shap"
     title = "SHAP"
-    description = ("Shapley values per superpixel (or per pixel): red raises the class's probability, blue "
+    description = ("SHAP values per superpixel (Owen values by default: Shapley values with nearby "
+                   "superpixels grouped; or per pixel): red raises the class's probability, blue "
                    "lowers it; Σφ is their sum, the change from 'all hidden' to the image. One colour scale for "
                    "every class, so colours compare across classes.")
 

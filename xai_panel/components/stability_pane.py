@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 
-import holoviews as hv
+import matplotlib
+
 import numpy as np
 import panel as pn
 import param
@@ -17,13 +18,15 @@ from ..explain.engine import Cancelled
 from ..explain.results import paint
 from ..explain.stability import StabilityReport, stability
 from .controller import Job, JobRunner, ServerBusy, classifier as load_model, compute_executor, compute_queue
-from .method_pane import CANVAS
 from .rendering import grayscale
+from .strip import STRIP_CSS, Tile, colorbar_html, strip_html, tile_cache
 from .settings import ExplainerSettings
 
 __all__ = ["StabilityPane"]
 
 _NAMES = {"lime": "LIME", "anchors": "Anchors", "shap": "SHAP"}
+_SPREAD_SIDE = 220
+_VIRIDIS = matplotlib.colormaps["viridis"]
 _CSS = """
 .xp-table { border-collapse: collapse; font-size: 12px; width: 100%; font-variant-numeric: tabular-nums; }
 .xp-table th { text-align: right; color: #6b7280; font-weight: 600; border-bottom: 1px solid #e5e7eb; padding: 3px 6px; }
@@ -77,7 +80,6 @@ class StabilityPane(pn.viewable.Viewer):
         super().__init__(**params)
         # K explanations: they wait for a compute slot like any explanation (the bounded queue).
         self._runner = JobRunner("stability", queue=compute_queue(), pool=compute_executor)
-        self._map = hv.DynamicMap(pn.bind(self._spread, self.param.report, self.param.mapped, self.param.map_method))
 
     @param.depends("selected", "report", watch=True)
     def _follow_selection(self) -> None:
@@ -163,23 +165,31 @@ class StabilityPane(pn.viewable.Viewer):
                 "<th>seed Spearman</th><th>noise Jaccard</th><th>noise Spearman</th><th>Lipschitz</th></tr></thead>"
                 "<tbody>" + "".join(rows) + "</tbody></table>")
 
-    def _spread(self, report, selected, method):
-        opts = {"frame_width": 220, "frame_height": 220, **CANVAS, "xaxis": None, "yaxis": None, "toolbar": None,
-                "default_tools": [], "fontsize": {"title": 10}}
+    def spread(self, report=None, selected=None, method=None) -> tuple[str, np.ndarray | None]:
+        """(title, HxW std of ``method``'s values over the runs, per pixel) for the class
+        ``selected`` (default: as drawn now; None values when there is no report)."""
+        if report is None:
+            report, selected, method = self.report, self.mapped, self.map_method
         if report is None or method not in report.results:
-            image = np.full((8, 8, 3), 243, np.uint8)
-            values, title = np.zeros((8, 8)), "Spread per superpixel"
-        else:
-            per_class = report.results[method]
-            label = selected if selected in per_class else report.top[0].index
-            image = report.image
-            values = paint(report.segmentation.labels, per_class[label].std)
-            name = next(c.name for c in report.top if c.index == label)
-            title = f"{_NAMES[method]} std over runs · {name}"
-        base = hv.RGB(grayscale(image, lift=0.3), bounds=(0, 0, 1, 1)).opts(**opts)
-        heat = hv.Image(values, bounds=(0, 0, 1, 1), vdims=["std"]).opts(
-            cmap="viridis", alpha=0.65, colorbar=True, clim=(0, max(float(values.max()), 1e-9)), tools=["hover"], **opts)
-        return (base * heat).opts(title=title)
+            return "Spread per superpixel", None
+        per_class = report.results[method]
+        label = selected if selected in per_class else report.top[0].index
+        name = next(c.name for c in report.top if c.index == label)
+        return f"{_NAMES[method]} std over runs · {name}", paint(report.segmentation.labels, per_class[label].std)
+
+    def _spread_html(self, report, selected, method) -> str:
+        title, values = self.spread(report, selected, method)
+        if values is None:
+            return strip_html([Tile(title, None)], _SPREAD_SIDE)
+        top = max(float(values.max()), 1e-9)
+
+        def draw():
+            heat = _VIRIDIS(values / top)[..., :3] * 255
+            return (grayscale(report.image, lift=0.3) * 0.35 + heat * 0.65).astype(np.uint8)
+
+        label = selected if selected in report.results[method] else report.top[0].index
+        url = tile_cache().get((report,), ("spread", method, label), draw)
+        return strip_html([Tile(title, url)], _SPREAD_SIDE) + colorbar_html(_VIRIDIS, top, "std", low=0.0)
 
     def __panel__(self):
         button = pn.widgets.Button(
@@ -204,7 +214,8 @@ class StabilityPane(pn.viewable.Viewer):
             pn.panel(status),
             pn.Row(
                 pn.Column(pn.widgets.RadioButtonGroup.from_param(self.param.map_method, button_type="light"),
-                          pn.pane.HoloViews(self._map, linked_axes=False)),
+                          pn.pane.HTML(pn.bind(self._spread_html, self.param.report, self.param.mapped,
+                                               self.param.map_method), stylesheets=[STRIP_CSS], margin=(5, 10))),
                 pn.pane.HTML(pn.bind(self._table, self.param.report), stylesheets=[_CSS], sizing_mode="stretch_width"),
                 sizing_mode="stretch_width",
             ),

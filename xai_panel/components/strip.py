@@ -117,10 +117,11 @@ def strip_html(tiles: Sequence[Tile], side: int, title: str = "", css_class: str
             + "</div>")
 
 
-def colorbar_html(cmap, limit: float, label: str, steps: int = 11) -> str:
-    """A horizontal colour bar from -limit to +limit (``cmap`` a Matplotlib colormap)."""
+def colorbar_html(cmap, limit: float, label: str, steps: int = 11, low: float | None = None) -> str:
+    """A horizontal colour bar from ``low`` (default -limit) to +limit (``cmap`` a Matplotlib colormap)."""
+    low = -limit if low is None else low
     stops = ", ".join("rgb({}, {}, {})".format(*(int(round(255 * c)) for c in cmap(i / (steps - 1))[:3]))
                       for i in range(steps))
-    return (f'<div class="xp-colorbar"><span>{-limit:+.3g}</span>'
+    return (f'<div class="xp-colorbar"><span>{low:+.3g}</span>'
             f'<div class="xp-ramp" style="background: linear-gradient(to right, {stops})"></div>'
             f'<span>{limit:+.3g}</span><span>{html.escape(label)}</span></div>')

@@ -96,16 +96,20 @@ class AnchorExplainer(Explainer):
 
 
 class ShapExplainer(Explainer):
-    """Shapley values per superpixel (KernelSHAP) or per pixel (shap's Partition explainer)."""
+    """Owen or Shapley values per superpixel, or per pixel (shap's Partition explainer)."""
 
     method = "shap"
-    estimator = param.Selector(default="shared", objects=["shared", "kernel", "pool", "partition"], doc=(
+    estimator = param.Selector(default="owen", objects=["owen", "shared", "kernel", "pool", "partition"], doc=(
+        "'owen': shap's Partition explainer over a spatial hierarchy of the superpixels: Owen values, exact and "
+        "deterministic (no sampling; the seed changes nothing), most detail where the values are largest; "
         "'shared': KernelSHAP on the shared pool (LIME's passes) plus nsamples paired draws from the Shapley "
-        "kernel, combined by importance sampling (more accurate than 'kernel' for the same new passes); "
+        "kernel, combined by importance sampling (Shapley values, sampled; more accurate than 'kernel' for the "
+        "same new passes); "
         "'kernel': shap.KernelExplainer through the engine; "
         "'pool': KernelSHAP on the shared pool alone (no extra passes, a rough first look); "
         "'partition': shap's Partition explainer with a blur Image masker (pixel resolution)."))
-    nsamples = param.Integer(500, bounds=(16, 50000), doc="New model evaluations for 'shared', 'kernel' and 'partition'.")
+    nsamples = param.Integer(500, bounds=(16, 50000), doc=(
+        "New model evaluations for 'owen', 'shared', 'kernel' and 'partition'."))
     blur = param.Integer(32, bounds=(3, 255), doc="Blur kernel of the Image masker ('partition' only).")
 
     def compute(self, engine, labels, *, seed, pool, top_k):
