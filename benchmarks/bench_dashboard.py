@@ -164,7 +164,14 @@ PROBE = """
 def serve(workdir: Path, settings: dict | None, env: dict | None = None):
     """``panel serve`` on both dashboards; ``settings=None``: the dashboards' own defaults."""
     extra = {"XAI_PANEL_SETTINGS": json.dumps(settings) if settings else "", **(env or {})}
-    return start_server(workdir, extra, timeout=600)
+    proc, url = start_server(workdir, extra, timeout=600)
+    # Measure a started server, as visitors meet it: the --setup script warms the model and
+    # every method up in the background (shap compiles its numba kernels: ~6 s) and logs
+    # "warmed up in" when done.
+    log, end = workdir / "server.log", time.monotonic() + 300
+    while "warmed up in" not in log.read_text(errors="replace") and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.25)
+    return proc, url
 
 
 def thumbnail(page, id: str):

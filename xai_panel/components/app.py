@@ -13,8 +13,10 @@ import json
 import logging
 import os
 import threading
+import time
 
 import panel as pn
+import numpy as np
 import param
 
 from ..data import Dataset, DatasetError, open_dataset
@@ -96,9 +98,14 @@ def warm_up(model: str):
     """
 
     def job():
-        classifier(model).warm_up()
+        t0 = time.perf_counter()
+        loaded = classifier(model)
+        loaded.warm_up()
+        rehearse(loaded)
         gc.collect()
         gc.freeze()
+        _log.info("xai-panel: %s warmed up in %.1f s; %d start-up objects frozen", model,
+                  time.perf_counter() - t0, gc.get_freeze_count())
 
     with _warm_lock:
         future = _warmed.get(model)
@@ -109,6 +116,22 @@ def warm_up(model: str):
 
 _warmed: dict = {}
 _warm_lock = threading.Lock()
+
+
+def rehearse(loaded) -> None:
+    """One tiny explanation with every method, so that the first visitor's does not pay the
+    first-call costs: shap's Partition explainer compiles its numba kernels on first use
+    (measured: 5-8 s, during which the first SHAP pane waited), and alibi, lime and
+    scikit-learn build their first objects. Six superpixels of a synthetic image: a few
+    hundred model passes, in the background at server start."""
+    from ..explain import explain
+
+    rows = np.linspace(0, 255, loaded.input_size, dtype=np.float32)
+    image = np.stack([rows[:, None] + 0 * rows[None, :], rows[None, :] + 0 * rows[:, None],
+                      np.full((loaded.input_size,) * 2, 128.0, np.float32)], axis=2).astype(np.uint8)
+    explain(image, loaded, top_k=2, segmentation="grid", segmentation_params={"rows": 2, "cols": 3},
+            settings={"lime": {"num_samples": 40}, "shap": {"nsamples": 16},
+                      "anchors": {"batch_size": 20, "coverage_samples": 100, "n_examples": 1}})
 
 
 def lazy_card(content, title: str, **params) -> pn.Card:

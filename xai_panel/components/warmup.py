@@ -7,8 +7,9 @@ it would stall the server's event loop and with it every open page.
 """
 
 import importlib
+import logging
 
-import xai_panel.components  # noqa: F401  (Panel, HoloViews, torch, the engine)
+import xai_panel.components  # noqa: F401  (Panel, torch, the engine)
 from xai_panel.components.app import configured_dataset, configured_model, warm_up
 
 for module in ("lime.lime_base", "sklearn.linear_model", "xai_panel.explain.anchors", "xai_panel.explain.shap",
@@ -17,6 +18,12 @@ for module in ("lime.lime_base", "sklearn.linear_model", "xai_panel.explain.anch
         importlib.import_module(module)
     except ImportError:  # an optional method missing: its pane will say so
         pass
+
+# The server's log says when the warm-up is done (``xai-panel: ... warmed up in``): a
+# readiness signal for operators and for the benchmarks, which click only after it.
+# (Panel's server logs through the root logger's handler; ours only needs its level.)
+if logging.getLogger("xai_panel").level == logging.NOTSET:
+    logging.getLogger("xai_panel").setLevel(logging.INFO)
 
 configured_dataset()
 warm_up(configured_model())
