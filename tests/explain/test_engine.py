@@ -69,6 +69,17 @@ def test_evaluate_memoises_coalitions_and_counts_passes(view, classifier):
     np.testing.assert_allclose(probs[:3], direct, atol=1e-5)
 
 
+def test_batches_built_ahead_match_the_model_on_each_row(view, classifier):
+    # Batch k + 1 is built in another thread while the model runs batch k: every row must
+    # still be the probabilities of its own coalition, in order.
+    engine = PerturbationEngine(view, segment(view, "grid", rows=4, cols=4), classifier, batch_size=7)
+    pool = uniform_coalitions(40, 16, seed=5)
+    probs = engine.evaluate(pool)
+    direct = classifier.predict_proba(engine.render(pool), batch_size=40)
+    np.testing.assert_allclose(probs, direct, atol=1e-5)
+    assert engine._tally.passes == len({r.tobytes() for r in pool})
+
+
 def test_duplicates_within_one_request_run_once(view, classifier):
     engine = PerturbationEngine(view, segment(view, "grid", rows=2, cols=2), classifier)
     same = np.ones((10, 4), bool)

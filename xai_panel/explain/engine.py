@@ -3,13 +3,16 @@
 Every method draws its model evaluations through one engine per image, so that
 coalitions evaluated once are never evaluated again (memoised by their bits), masks are
 applied vectorised (one ``np.where`` per batch, no per-sample Python loop), images go
-through the model in the classifier's batch size, and each method's cost is counted.
+through the model in the classifier's batch size, the next batch is built while the
+model runs the current one, and each method's cost is counted.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -24,6 +27,27 @@ __all__ = ["PerturbationEngine", "Cancelled", "FILLS", "fill_image", "uniform_co
 FILLS = ("mean", "blur", "constant")
 Progress = Callable[[str, int, int], None]
 """progress(method, done, total): called after every model batch."""
+
+
+_renderers: ThreadPoolExecutor | None = None
+_renderers_lock = threading.Lock()
+
+
+def _renderer() -> ThreadPoolExecutor:
+    """Threads that build the next model batch while the model runs the current one."""
+    global _renderers
+    with _renderers_lock:
+        if _renderers is None:
+            _renderers = ThreadPoolExecutor(2, thread_name_prefix="xai-panel-render")
+        return _renderers
+
+
+def _forget_renderers() -> None:  # a forked child has none of its parent's threads
+    global _renderers
+    _renderers = None
+
+
+os.register_at_fork(after_in_child=_forget_renderers)
 
 
 class Cancelled(Exception):
@@ -146,10 +170,16 @@ class PerturbationEngine:
     def _run(self, coalitions: np.ndarray) -> None:
         total = len(coalitions)
         out = np.empty((total, self.classifier.num_classes), np.float32)
-        for start in range(0, total, self.batch_size):
+        starts = range(0, total, self.batch_size)
+        ahead = None
+        for k, start in enumerate(starts):
             self.check_cancelled()
             chunk = coalitions[start : start + self.batch_size]
-            batch = self.render_normalised(chunk)
+            batch = ahead.result() if ahead is not None else self.render_normalised(chunk)
+            ahead = None
+            if k + 1 < len(starts):  # built while the model runs (NumPy and the runtime release the GIL)
+                following = coalitions[start + self.batch_size : start + 2 * self.batch_size]
+                ahead = _renderer().submit(self.render_normalised, following)
             t0 = time.perf_counter()  # timed here, not from the classifier's counters: those are shared by threads
             out[start : start + len(chunk)] = self.classifier.forward_normalised(batch)
             self._tally.model_seconds += time.perf_counter() - t0
