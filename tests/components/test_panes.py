@@ -171,6 +171,9 @@ def test_timing_pane_reports_the_engine_costs(lime_shap):
     assert rows[1]["forward_passes"] == lime_shap.costs["lime"].forward_passes
     html = pane._table(lime_shap, pane.timings, False)
     assert str(lime_shap.total_forward_passes) in html and "0.60" in html
+    ready = re.findall(r"<td>([^<]*)</td></tr>", html)  # the last column, row by row
+    assert ready == ["0.01", "0.50", "0.60", "0.60"] and "nan" not in html
+    assert "<td>–</td>" in pane._table(lime_shap, {"lime": 0.5}, False)  # not known: a dash, not 'nan'
     bars = pane._bars(lime_shap)
     widths = [float(w) for w in re.findall(r"width: ([\d.]+)%", bars)]
     assert len(widths) == 2 * len(rows) and max(widths[i] + widths[i + 1] for i in range(0, len(widths), 2)) == pytest.approx(100, abs=0.2)

@@ -161,9 +161,9 @@ class StabilityPane(pn.viewable.Viewer):
                 f"{report.forward_passes} forward passes in {report.seconds:.1f} s. Noise moved a probability by at most "
                 f"{report.max_probability_change:.3f}" + (" and changed the top class." if report.top_class_changed else "."))
         return (f"<p style='font-size:12px;color:#4b5563;margin:2px 0 6px'>{note}</p>"
-                "<table class='xp-table'><thead><tr><th>method</th><th>class</th><th>seed Jaccard</th>"
-                "<th>seed Spearman</th><th>noise Jaccard</th><th>noise Spearman</th><th>Lipschitz</th></tr></thead>"
-                "<tbody>" + "".join(rows) + "</tbody></table>")
+                "<div style='overflow-x: auto'><table class='xp-table'><thead><tr><th>method</th><th>class</th>"
+                "<th>seed Jaccard</th><th>seed Spearman</th><th>noise Jaccard</th><th>noise Spearman</th>"
+                "<th>Lipschitz</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
 
     def spread(self, report=None, selected=None, method=None) -> tuple[str, np.ndarray | None]:
         """(title, HxW std of ``method``'s values over the runs, per pixel) for the class

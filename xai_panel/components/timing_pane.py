@@ -26,6 +26,12 @@ _CSS = """
 """
 
 
+def _ready(timings: dict, method: str) -> str:
+    """Seconds from the click until ``method``'s result was ready ('top-k' is the session's 'top')."""
+    seconds = timings.get("top" if method == "top-k" else method)
+    return "–" if seconds is None else f"{seconds:.2f}"
+
+
 class TimingPane(pn.viewable.Viewer):
     """A stacked bar per method (model time vs everything else) and the numbers behind it."""
 
@@ -80,11 +86,11 @@ class TimingPane(pn.viewable.Viewer):
             return "<p style='color:#6b7280;margin:4px 0'>No explanation yet.</p>"
         body = "".join(
             f"<tr><td>{_NAMES[r['method']]}</td><td>{r['wall_seconds']:.2f}</td><td>{r['model_seconds']:.2f}</td>"
-            f"<td>{r['forward_passes']}</td><td>{r['cache_hits']}</td><td>{timings.get(r['method'], float('nan')):.2f}</td></tr>"
+            f"<td>{r['forward_passes']}</td><td>{r['cache_hits']}</td><td>{_ready(timings, r['method'])}</td></tr>"
             for r in rows)
         total = (f"<tr class='total'><td>total</td><td>{sum(r['wall_seconds'] for r in rows):.2f}</td>"
                  f"<td>{sum(r['model_seconds'] for r in rows):.2f}</td><td>{sum(r['forward_passes'] for r in rows)}</td>"
-                 f"<td>{sum(r['cache_hits'] for r in rows)}</td><td>{timings.get('done', float('nan')):.2f}</td></tr>")
+                 f"<td>{sum(r['cache_hits'] for r in rows)}</td><td>{_ready(timings, 'done')}</td></tr>")
         note = "<p style='color:#16a34a;font-size:12px;margin:4px 0'>Served from the cache: no model pass this time.</p>" if from_cache else ""
         return (note + "<table class='xp-table'><thead><tr><th>method</th><th>wall s</th><th>model s</th>"
                 "<th>forward passes</th><th>cache hits</th><th>ready after s</th></tr></thead>"
