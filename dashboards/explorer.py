@@ -11,7 +11,8 @@ from xai_panel.components import (
     ModelSelector, ShapPane, StabilityPane, TimingPane, TopClasses,
 )
 from xai_panel.components.app import (
-    UrlState, configured_dataset, configured_model, configured_settings, follow, lazy_card, notify, page, warm_up,
+    UrlState, configured_dataset, configured_model, configured_settings, configured_store, follow, lazy_card, notify,
+    page, warm_up,
 )
 
 pn.extension(notifications=True, design="fast")
@@ -24,7 +25,8 @@ explainer_settings, settings_problem = configured_settings(FAST_SETTINGS)
 settings = ExplainerSettings.from_dict(explainer_settings)
 upload = ImageUpload()
 gallery = Gallery(dataset=dataset, model=model.param.model, page_size=12, thumbnail_size=88)
-session = ExplanationSession(model=model.param.model, settings=settings)
+store, store_problem = configured_store()
+session = ExplanationSession(model=model.param.model, settings=settings, store=store)
 follow(session, (upload.param.image, upload.param.name), gallery.param.selected_record)
 top = TopClasses.from_session(session)
 image = ImagePane(image=session.param.image, title=session.param.image_name)
@@ -36,6 +38,7 @@ stability = StabilityPane.from_session(session, inspect=top)
 UrlState(gallery=gallery)
 notify(problem)
 notify(settings_problem)
+notify(store_problem)
 
 card = dict(sizing_mode="stretch_width", margin=(6, 6), collapsible=False)
 page(

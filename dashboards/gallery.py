@@ -13,7 +13,8 @@ from xai_panel.components import (
     StabilityPane, TimingPane, TopClasses,
 )
 from xai_panel.components.app import (
-    UrlState, configured_dataset, configured_model, configured_settings, lazy_card, notify, page, warm_up,
+    UrlState, configured_dataset, configured_model, configured_settings, configured_store, lazy_card, notify, page,
+    warm_up,
 )
 
 pn.extension(notifications=True, design="fast")
@@ -24,8 +25,10 @@ warm_up(model)
 
 explainer_settings, settings_problem = configured_settings(FAST_SETTINGS)
 settings = ExplainerSettings.from_dict(explainer_settings)
-gallery = Gallery(dataset=dataset, model=model)
-session = ExplanationSession(source=gallery.param.selected_record, model=model, settings=settings)
+store, store_problem = configured_store()
+gallery = Gallery(dataset=dataset, model=model, store=store)
+session = ExplanationSession(source=gallery.param.selected_record, model=model, settings=settings,
+                             store=store)
 top = TopClasses.from_session(
     session, true_label=pn.bind(lambda record: record.label if record else None, gallery.param.selected_record))
 image = ImagePane(image=session.param.image, title=session.param.image_name)
@@ -37,6 +40,7 @@ stability = StabilityPane.from_session(session, inspect=top)
 UrlState(gallery=gallery)
 notify(problem)
 notify(settings_problem)
+notify(store_problem)
 
 card = dict(sizing_mode="stretch_width", margin=(6, 6), collapsible=False)
 page(

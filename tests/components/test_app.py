@@ -81,3 +81,20 @@ def test_lazy_card_builds_its_content_when_first_opened():
     card.collapsed = True
     card.collapsed = False
     assert card.objects == [content]
+
+
+def test_the_dashboards_store_comes_from_the_environment_or_is_reported(monkeypatch, tmp_path):
+    from xai_panel.components import app
+    from xai_panel.store import ExplanationStore
+
+    monkeypatch.setattr(app, "_store", [])
+    monkeypatch.setenv("XAI_PANEL_STORE", str(tmp_path / "shared.sqlite"))
+    store, problem = app.configured_store()
+    assert isinstance(store, ExplanationStore) and problem == "" and (tmp_path / "shared.sqlite").exists()
+    assert app.configured_store()[0] is store  # once per process
+    store.close()
+    monkeypatch.setattr(app, "_store", [])
+    (tmp_path / "photo.sqlite").write_bytes(b"\xff\xd8\xff\xe0 a JPEG, not a database" * 40)
+    monkeypatch.setenv("XAI_PANEL_STORE", str(tmp_path / "photo.sqlite"))
+    store, problem = app.configured_store()
+    assert store is None and "photo.sqlite is not an xai-panel store" in problem and "memory only" in problem

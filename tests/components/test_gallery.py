@@ -114,3 +114,37 @@ def test_thumbnails_applied_after_the_predictions_still_show_them(folder, classi
     held[0]()  # then the thumbnails
     cards = {item["id"]: item for item in gallery._grid.items}
     assert cards["cats/a.png"]["status"] in ("match", "mismatch") and cards["cats/a.png"]["badge"] != "predicting…"
+
+
+def test_a_label_sorts_and_filters_by_what_the_store_holds(folder, tmp_path, classifier):
+    import xai_panel as xp
+    from xai_panel.store import ExplanationStore
+
+    dataset = open_dataset(folder)
+    store = ExplanationStore(tmp_path / "store.sqlite")
+    stored = {}
+    for id_, right in (("cats/a.png", True), ("cats/b.jpg", False), ("coffee/c.png", None)):
+        record = dataset.get(id_)
+        image = record.load()
+        res = xp.explain(image, classifier, methods=("lime",), segmentation="grid",
+                         settings={"lime": {"num_samples": 20}})
+        top = res.top[0].index
+        label = None if right is None else top if right else (top + 1) % 1000
+        store.put(res, xp.data.image_hash(image), record=record, label=label)
+        stored[id_] = res.top[0].probability
+    gallery = Gallery(dataset=dataset, predict=False, page_size=4, store=store)
+    assert gallery.records == [r.id for r in dataset]  # name order until asked
+    gallery.sort_by = "confidence"
+    by_confidence = sorted(stored, key=stored.get, reverse=True)
+    unscored = [r.id for r in dataset if r.id not in stored]
+    assert unscored and gallery.records == by_confidence + unscored  # unscored last, in name order
+    gallery.sort_by = "confidence-asc"
+    assert gallery.records[:3] == by_confidence[::-1]
+    gallery.show = "right"
+    assert gallery.records == ["cats/a.png"]
+    gallery.show = "wrong"
+    assert gallery.records == ["cats/b.jpg"] and gallery.page_count == 1
+    gallery.show = "all"
+    gallery.label = "cats"
+    assert gallery.records == [i for i in by_confidence[::-1] if i.startswith("cats/")] + ["cats/broken.jpg"]
+    store.close()

@@ -126,3 +126,48 @@ def test_clearing_the_source_resets_the_outputs(photos):
     session.wait()
     session.source = None
     assert session.status == "idle" and session.explanation is None and session.top == [] and session.image is None
+
+
+def test_a_session_on_the_store_keeps_results_and_reads_them_back(folder, tmp_path, classifier):
+    from xai_panel.data import open_dataset
+    from xai_panel.store import ExplanationStore
+
+    store = ExplanationStore(tmp_path / "store.sqlite")
+    record = next(r for r in open_dataset(folder) if r.id.endswith("coffee/c.png"))
+    first = quick_session(store=store)
+    first.source = record
+    first.wait()
+    assert first.status == "done" and not first.from_cache
+    rows = store.results()
+    assert {r.method for r in rows} == {"lime", "shap"} and store.summaries()[0].image_id == record.id
+    # Another process (a fresh memory cache) after a restart: the store answers, the model is not run.
+    passes = classifier.forward_passes
+    second = quick_session(store=store)
+    second.source = record
+    second.wait()
+    assert second.status == "done" and second.from_cache and classifier.forward_passes == passes
+    label = second.top[0].index
+    assert np.array_equal(second.explanation.lime[label].weights, first.explanation.lime[label].weights)
+    assert [r.created_at for r in store.results()] == [r.created_at for r in rows]  # nothing rewritten
+    # Other settings are another result: computed, then kept beside the first.
+    second.settings.seed = 1
+    second.wait()
+    assert not second.from_cache and len(store.results()) == 4
+    store.close()
+
+
+def test_a_store_that_fails_loses_the_copy_not_the_result(folder, tmp_path, caplog):
+    from xai_panel.data import open_dataset
+    from xai_panel.store import ExplanationStore
+
+    path = tmp_path / "store.sqlite"
+    store = ExplanationStore(path)
+    store.close()
+    path.write_bytes(b"\xff\xd8 overwritten by something else" * 100)  # every read and write now fails
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    session = quick_session(store=store)
+    session.source = next(r for r in open_dataset(folder) if r.id.endswith("coffee/c.png"))
+    session.wait()
+    assert session.status == "done" and session.error == "" and session.explanation.methods == ("lime", "shap")
+    assert "explanation store failed" in caplog.text

@@ -26,7 +26,7 @@ from .session import DEFAULT_MODEL, ExplanationSession
 from .settings import ExplainerSettings
 
 __all__ = ["DATA_ENV", "MODEL_ENV", "SETTINGS_ENV", "configured_model", "configured_dataset", "configured_settings",
-           "UrlState", "warm_up", "lazy_card", "notify", "page", "follow", "CSS"]
+           "UrlState", "configured_store", "warm_up", "lazy_card", "notify", "page", "follow", "CSS"]
 
 _log = logging.getLogger(__name__)
 DATA_ENV = "XAI_PANEL_DATA"
@@ -61,6 +61,28 @@ def configured_dataset() -> tuple[Dataset, str]:
             dataset, problem = open_dataset(None), f"{exc} Showing the demo gallery instead."
         _datasets[path] = dataset
         return dataset, problem
+
+
+_store: list = []
+
+
+def configured_store():
+    """The explanation store the dashboards read and write, opened once per process:
+    ``$XAI_PANEL_STORE``, else the default store file (the one ``xai-panel precompute`` fills).
+
+    Returns (store or None, problem): a store that cannot be opened (not a store, locked,
+    unwritable folder) is reported, and the dashboards keep results in memory only.
+    """
+    from ..store import ExplanationStore
+
+    with _lock:
+        if not _store:
+            try:
+                _store.append((ExplanationStore(), ""))
+            except Exception as exc:  # shown on the page; the app works without a store
+                _store.append((None, f"The explanation store could not be opened ({exc}); results are kept "
+                                     "in memory only."))
+        return _store[0]
 
 
 SETTINGS_ENV = "XAI_PANEL_SETTINGS"

@@ -23,6 +23,9 @@ __all__ = ["Gallery", "ALL", "UNLABELLED"]
 
 ALL = ""
 UNLABELLED = "(unlabelled)"
+SORTS = {"Name": "name", "Confidence (high first)": "confidence", "Confidence (low first)": "confidence-asc",
+         "Anchor precision (low first)": "anchor_precision-asc", "Stability (low first)": "stability-asc"}
+SHOWS = {"Every image": "all", "Predicted right (stored)": "right", "Predicted wrong (stored)": "wrong"}
 _stores: dict[int, ThumbnailStore] = {}
 
 
@@ -47,6 +50,11 @@ class Gallery(pn.viewable.Viewer):
     page_size = param.Integer(default=24, bounds=(4, 200), doc="Thumbnails per page.")
     thumbnail_size = param.Integer(default=112, bounds=(48, 320), doc="Thumbnail side in pixels.")
     predict = param.Boolean(default=True, doc="Predict every image in the background (badges, grouping).")
+    store = param.Parameter(default=None, doc=(
+        "An ExplanationStore: a label's images can then be sorted and filtered by what it holds about them."))
+    sort_by = param.Selector(default="name", objects=SORTS, doc=(
+        "Order of a label's images: by name, or by a stored score (images without one come last)."))
+    show = param.Selector(default="all", objects=SHOWS, doc="Only the images whose stored prediction is right/wrong.")
 
     selected = param.String(default="", constant=True, doc="Id of the selected image (read-only).")
     selected_record = param.ClassSelector(class_=ImageRecord, default=None, allow_None=True, constant=True,
@@ -131,7 +139,7 @@ class Gallery(pn.viewable.Viewer):
             self.label = ALL
         self._filter()
 
-    @param.depends("label", "search", watch=True)
+    @param.depends("label", "search", "sort_by", "show", "store", watch=True)
     def _filter(self) -> None:
         if self.label == ALL:
             needle = self.search.strip().lower()
@@ -139,12 +147,33 @@ class Gallery(pn.viewable.Viewer):
                    if not needle or needle in (self._label_of(r) or "").lower() or needle in r.id.lower()]
         else:
             ids = [r.id for r in self.dataset if self._label_of(r) == self.label]
+        ids = self._by_store(ids)
         with param.edit_constant(self):
             self.param.update(records=ids, page_count=max(1, math.ceil(len(ids) / self.page_size)))
         if self.page != 1:
             self.page = 1
         else:
             self._render_page()
+
+    def _by_store(self, ids: list[str]) -> list[str]:
+        """``ids`` filtered and ordered by the store's summaries (``show``, ``sort_by``)."""
+        if self.store is None or (self.sort_by == "name" and self.show == "all"):
+            return ids
+        column, _, order = self.sort_by.partition("-")
+        model_id = self._index.classifier.model_id if self._index is not None else None
+        try:  # one query for the whole label: a few ms for thousands of stored images
+            rows = self.store.summaries(model_id, sort_by="image_id" if column == "name" else column,
+                                        descending=order != "asc")
+        except Exception as exc:  # browsing goes on in name order
+            self._warn(f"The store could not be read ({exc}); images are shown by name.")
+            return ids
+        summaries = {r.image_id: r for r in rows if r.image_id is not None}
+        if self.show != "all":
+            ids = [i for i in ids if i in summaries and summaries[i].correct is (self.show == "right")]
+        if column != "name":
+            rank = {r.image_id: k for k, r in enumerate(rows) if getattr(r, column) is not None}
+            ids = sorted(ids, key=lambda i: rank.get(i, len(rank)))  # stable: unscored ones keep their order, last
+        return ids
 
     @param.depends("page", "page_size", "thumbnail_size", watch=True)
     def _render_page(self) -> None:
@@ -269,6 +298,9 @@ class Gallery(pn.viewable.Viewer):
             pn.widgets.TextInput.from_param(self.param.search, name="Search labels", placeholder="e.g. retriever",
                                             sizing_mode="stretch_width"),
             label_list,
+            *([pn.widgets.Select.from_param(self.param.sort_by, name="Sort by", sizing_mode="stretch_width"),
+               pn.widgets.Select.from_param(self.param.show, name="Show", sizing_mode="stretch_width")]
+              if self.store is not None else []),
             pn.pane.Markdown(self._progress_note, styles={"color": "#6b7280", "font-size": "12px"}, margin=(0, 10)),
             pn.pane.Alert(self.param.message, alert_type="warning", visible=self.param.message.rx().rx.pipe(bool),
                           sizing_mode="stretch_width", css_classes=["xp-gallery-message"]),

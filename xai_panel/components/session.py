@@ -77,6 +77,9 @@ class ExplanationSession(pn.viewable.Viewer):
     preview = param.Integer(100, bounds=(0, None), doc=(
         "Show LIME fitted on the first this many samples while the rest are computed (0: no preview)."))
     cache = param.Parameter(default=None, doc="An ExplanationCache (get/put); None: the process-wide one.")
+    store = param.Parameter(default=None, doc=(
+        "An ExplanationStore (SQLite) read before computing and written after: results precomputed with "
+        "`xai-panel precompute` and the same settings show at once, new ones are kept. None: memory only."))
 
     image = param.Array(default=None, allow_None=True, constant=True, doc="The decoded image (read-only).")
     image_name = param.String(default="", constant=True, doc="Name of the image shown (read-only).")
@@ -196,6 +199,10 @@ class ExplanationSession(pn.viewable.Viewer):
         key = explanation_key(digest, classifier.model_id, request)
         cache: ExplanationCache = self.cache if self.cache is not None else default_cache()  # an empty cache is falsy
         cached = cache.get(key)
+        if cached is None and self.store is not None:
+            cached = self._stored(digest, classifier.model_id, request, explainers)
+            if cached is not None:
+                cache.put(key, cached)
         if cached is not None:
             timings["top"] = timings["done"] = job.elapsed()
             self._publish(job, image=image, image_name=name, image_digest=digest, model_id=classifier.model_id,
@@ -216,12 +223,13 @@ class ExplanationSession(pn.viewable.Viewer):
                 return
             try:
                 self._compute.start(self._compute_work, view, classifier, request, explainers, key, cache, timings,
-                                    job.started)
+                                    job.started, digest, source if isinstance(source, ImageRecord) else None)
             except ServerBusy as exc:
                 self._publish(job, status="error", error=str(exc), pending=[])
 
     def _compute_work(self, job: Job, view, classifier, request: dict, explainers: dict, key: str,
-                      cache: ExplanationCache, timings: dict, started: float) -> None:
+                      cache: ExplanationCache, timings: dict, started: float, key_digest: str = "",
+                      record: ImageRecord | None = None) -> None:
         job.started = started  # timings count from the click, not from the admission
         result, errors = self._explain(job, view, classifier, request, explainers, timings)
         if not self._compute.is_current(job):
@@ -229,8 +237,39 @@ class ExplanationSession(pn.viewable.Viewer):
         timings["done"] = job.elapsed()
         if result is not None and not errors:
             cache.put(key, result)
+            self._keep(result, key_digest, record, classifier.model_id, request, explainers)
         self._publish(job, explanation=result, status="done", pending=[], running="", progress=1.0,
                       method_errors=errors, timings=dict(timings))
+
+    # -- the store ------------------------------------------------------------------------
+    def _store_request(self, model_id: str, request: dict, explainers: dict):
+        from ..store import ExplainRequest
+
+        return ExplainRequest.create(model_id, request["methods"], top_k=int(request["top_k"]), seed=int(request["seed"]),
+                                     segmentation=request["segmentation"],
+                                     segmentation_params=request["segmentation_params"], fill=request["fill"],
+                                     settings={m: e.settings() for m, e in explainers.items()})
+
+    def _stored(self, digest: str, model_id: str, request: dict, explainers: dict) -> Explanation | None:
+        """The store's explanation of this image with every requested method, if it has one."""
+        if request.get("explainer_classes"):  # custom explainer classes: their results are not the stock ones
+            return None
+        try:
+            stored = self.store.get(digest, self._store_request(model_id, request, explainers))
+        except Exception:  # a locked, damaged or vanished store: compute instead, and say why in the log
+            _log.exception("reading the explanation store failed")
+            return None
+        return stored if stored is not None and set(request["methods"]) <= set(stored.costs) else None
+
+    def _keep(self, result: Explanation, digest: str, record: ImageRecord | None, model_id: str, request: dict,
+              explainers: dict) -> None:
+        """Write a finished explanation to the store, under the same key ``_stored`` reads."""
+        if self.store is None or not digest or request.get("explainer_classes"):
+            return
+        try:
+            self.store.put(result, digest, request=self._store_request(model_id, request, explainers), record=record)
+        except Exception:  # a full disk or a locked store loses the copy, not the result on the page
+            _log.exception("writing to the explanation store failed")
 
     def _explain(self, job: Job, view, classifier, request: dict, explainers: dict, timings: dict):
         """Run the methods; a failing method is reported and the others still run."""
