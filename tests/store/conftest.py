@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,21 @@ def copy_images(folder: Path, n: int) -> list[Path]:
 
 def same_arrays(a, b) -> bool:
     return np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def errors_in_threads(work, threads: int) -> list[Exception]:
+    """Run ``work()`` in ``threads`` threads at once; the exceptions they raised."""
+    errors: list[Exception] = []
+
+    def run():
+        try:
+            work()
+        except Exception as exc:  # reported to the caller
+            errors.append(exc)
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for t in started:
+        t.start()
+    for t in started:
+        t.join()
+    return errors

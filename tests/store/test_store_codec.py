@@ -13,6 +13,8 @@ from xai_panel.explain.results import AnchorResult, ClassScore, MethodCost, Segm
 from xai_panel.store import CodecError, ExplainRequest, decode_explanation, encode_explanation
 from xai_panel.store.codec import decode, encode
 
+from .conftest import errors_in_threads
+
 
 def test_a_real_explanation_round_trips_exactly(explained):
     _, h, request, explanation = explained[0]
@@ -147,22 +149,11 @@ def test_arrays_read_back_exactly_and_writable(array):
 def test_headers_read_in_many_threads_at_once():
     # numpy parses .npy headers with ast.literal_eval, which CPython 3.11 can fail with
     # "AST constructor recursion depth mismatch" when threads race; the reader serialises it.
-    import threading
-
     payload = encode({"a": np.arange(6).reshape(2, 3), "b": np.ones((4, 4), np.float32)})
-    errors = []
 
     def read():
-        try:
-            for _ in range(300):
-                back = decode(payload)
-                assert back["a"].shape == (2, 3) and back["b"].dtype == np.float32
-        except Exception as exc:  # reported below
-            errors.append(exc)
+        for _ in range(300):
+            back = decode(payload)
+            assert back["a"].shape == (2, 3) and back["b"].dtype == np.float32
 
-    threads = [threading.Thread(target=read) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not errors_in_threads(read, 6)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from dataclasses import replace
 
 import numpy as np
@@ -16,6 +15,8 @@ from xai_panel.store import (SCHEMA_VERSION, ExplainRequest, ExplanationStore, S
                              StoreLockedError, explain_cached, export_result, find_results,
                              package_version)
 from xai_panel.store.sqlite import APPLICATION_ID
+
+from .conftest import errors_in_threads
 
 
 @pytest.fixture
@@ -114,23 +115,14 @@ def test_summaries_sort_and_filter(store, explained):
 
 def test_many_threads_read_one_store(store, explained):
     _fill(store, explained)
-    errors = []
 
     def read():
-        try:
-            for _ in range(20):
-                for _, h, request, explanation in explained:
-                    got = store.get(h, request)
-                    assert got.lime.keys() == explanation.lime.keys()
-        except Exception as exc:  # reported below
-            errors.append(exc)
+        for _ in range(20):
+            for _, h, request, explanation in explained:
+                got = store.get(h, request)
+                assert got.lime.keys() == explanation.lime.keys()
 
-    threads = [threading.Thread(target=read) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not errors_in_threads(read, 4)
 
 
 def test_a_file_that_is_not_sqlite_is_named(tmp_path):
