@@ -232,14 +232,15 @@ class ExplanationSession(pn.viewable.Viewer):
                       record: ImageRecord | None = None) -> None:
         job.started = started  # timings count from the click, not from the admission
         result, errors = self._explain(job, view, classifier, request, explainers, timings)
-        if not self._compute.is_current(job):
-            return
-        timings["done"] = job.elapsed()
-        if result is not None and not errors:
+        complete = result is not None and not errors
+        if complete:  # kept even if another image was asked for meanwhile: finished work is not lost
             cache.put(key, result)
+        if self._compute.is_current(job):
+            timings["done"] = job.elapsed()
+            self._publish(job, explanation=result, status="done", pending=[], running="", progress=1.0,
+                          method_errors=errors, timings=dict(timings))
+        if complete:  # after the page has it: a slow or locked store delays nothing on the page
             self._keep(result, key_digest, record, classifier.model_id, request, explainers)
-        self._publish(job, explanation=result, status="done", pending=[], running="", progress=1.0,
-                      method_errors=errors, timings=dict(timings))
 
     # -- the store ------------------------------------------------------------------------
     def _store_request(self, model_id: str, request: dict, explainers: dict):
