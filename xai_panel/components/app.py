@@ -15,8 +15,8 @@ import os
 import threading
 import time
 
-import panel as pn
 import numpy as np
+import panel as pn
 import param
 
 from ..data import Dataset, DatasetError, open_dataset
@@ -148,9 +148,9 @@ def rehearse(loaded) -> None:
     hundred model passes, in the background at server start."""
     from ..explain import explain
 
-    rows = np.linspace(0, 255, loaded.input_size, dtype=np.float32)
-    image = np.stack([rows[:, None] + 0 * rows[None, :], rows[None, :] + 0 * rows[:, None],
-                      np.full((loaded.input_size,) * 2, 128.0, np.float32)], axis=2).astype(np.uint8)
+    ramp = np.linspace(0, 255, loaded.input_size).astype(np.uint8)
+    down, across = np.meshgrid(ramp, ramp, indexing="ij")
+    image = np.stack([down, across, np.full_like(down, 128)], axis=2)
     explain(image, loaded, top_k=2, segmentation="grid", segmentation_params={"rows": 2, "cols": 3},
             settings={"lime": {"num_samples": 40}, "shap": {"nsamples": 16},
                       "anchors": {"batch_size": 20, "coverage_samples": 100, "n_examples": 1}})

@@ -228,8 +228,8 @@ class ExplanationSession(pn.viewable.Viewer):
                 self._publish(job, status="error", error=str(exc), pending=[])
 
     def _compute_work(self, job: Job, view, classifier, request: dict, explainers: dict, key: str,
-                      cache: ExplanationCache, timings: dict, started: float, key_digest: str = "",
-                      record: ImageRecord | None = None) -> None:
+                      cache: ExplanationCache, timings: dict, started: float, digest: str,
+                      record: ImageRecord | None) -> None:
         job.started = started  # timings count from the click, not from the admission
         result, errors = self._explain(job, view, classifier, request, explainers, timings)
         complete = result is not None and not errors
@@ -240,7 +240,7 @@ class ExplanationSession(pn.viewable.Viewer):
             self._publish(job, explanation=result, status="done", pending=[], running="", progress=1.0,
                           method_errors=errors, timings=dict(timings))
         if complete:  # after the page has it: a slow or locked store delays nothing on the page
-            self._keep(result, key_digest, record, classifier.model_id, request, explainers)
+            self._keep(result, digest, record, classifier.model_id, request, explainers)
 
     # -- the store ------------------------------------------------------------------------
     def _store_request(self, model_id: str, request: dict, explainers: dict):
@@ -265,7 +265,7 @@ class ExplanationSession(pn.viewable.Viewer):
     def _keep(self, result: Explanation, digest: str, record: ImageRecord | None, model_id: str, request: dict,
               explainers: dict) -> None:
         """Write a finished explanation to the store, under the same key ``_stored`` reads."""
-        if self.store is None or not digest or request.get("explainer_classes"):
+        if self.store is None or request.get("explainer_classes"):
             return
         try:
             self.store.put(result, digest, request=self._store_request(model_id, request, explainers), record=record)

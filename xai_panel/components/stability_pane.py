@@ -36,6 +36,11 @@ _CSS = """
 """
 
 
+def _drawn(report: StabilityReport, selected, method: str) -> int:
+    """The class whose spread is drawn: the selected one, else the top class."""
+    return selected if selected in report.results[method] else report.top[0].index
+
+
 def _score(value: float) -> str:
     if value is None or math.isnan(value):
         return "<td>–</td>"
@@ -172,10 +177,10 @@ class StabilityPane(pn.viewable.Viewer):
             report, selected, method = self.report, self.mapped, self.map_method
         if report is None or method not in report.results:
             return "Spread per superpixel", None
-        per_class = report.results[method]
-        label = selected if selected in per_class else report.top[0].index
+        label = _drawn(report, selected, method)
         name = next(c.name for c in report.top if c.index == label)
-        return f"{_NAMES[method]} std over runs · {name}", paint(report.segmentation.labels, per_class[label].std)
+        return (f"{_NAMES[method]} std over runs · {name}",
+                paint(report.segmentation.labels, report.results[method][label].std))
 
     def _spread_html(self, report, selected, method) -> str:
         title, values = self.spread(report, selected, method)
@@ -187,8 +192,7 @@ class StabilityPane(pn.viewable.Viewer):
             heat = _VIRIDIS(values / top)[..., :3] * 255
             return (grayscale(report.image, lift=0.3) * 0.35 + heat * 0.65).astype(np.uint8)
 
-        label = selected if selected in report.results[method] else report.top[0].index
-        url = tile_cache().get((report,), ("spread", method, label), draw)
+        url = tile_cache().get((report,), ("spread", method, _drawn(report, selected, method)), draw)
         return strip_html([Tile(title, url)], _SPREAD_SIDE) + colorbar_html(_VIRIDIS, top, "std", low=0.0)
 
     def __panel__(self):

@@ -29,22 +29,18 @@ Progress = Callable[[str, int, int], None]
 """progress(method, done, total): called after every model batch."""
 
 
-_renderers: ThreadPoolExecutor | None = None
-_renderers_lock = threading.Lock()
+def _render_pool() -> ThreadPoolExecutor:
+    """Threads that build the next model batch while the model runs the current one (they
+    start on first use)."""
+    return ThreadPoolExecutor(2, thread_name_prefix="xai-panel-render")
 
 
-def _renderer() -> ThreadPoolExecutor:
-    """Threads that build the next model batch while the model runs the current one."""
-    global _renderers
-    with _renderers_lock:
-        if _renderers is None:
-            _renderers = ThreadPoolExecutor(2, thread_name_prefix="xai-panel-render")
-        return _renderers
+_renderers = _render_pool()
 
 
 def _forget_renderers() -> None:  # a forked child has none of its parent's threads
     global _renderers
-    _renderers = None
+    _renderers = _render_pool()
 
 
 os.register_at_fork(after_in_child=_forget_renderers)
@@ -179,7 +175,7 @@ class PerturbationEngine:
             ahead = None
             if k + 1 < len(starts):  # built while the model runs (NumPy and the runtime release the GIL)
                 following = coalitions[start + self.batch_size : start + 2 * self.batch_size]
-                ahead = _renderer().submit(self.render_normalised, following)
+                ahead = _renderers.submit(self.render_normalised, following)
             t0 = time.perf_counter()  # timed here, not from the classifier's counters: those are shared by threads
             out[start : start + len(chunk)] = self.classifier.forward_normalised(batch)
             self._tally.model_seconds += time.perf_counter() - t0
