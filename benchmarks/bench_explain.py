@@ -223,7 +223,7 @@ def run_classic(clf, view: np.ndarray, seed: int, budgets: Budgets, image_id: st
 
 
 def run_ours(clf, view: np.ndarray, seed: int, budgets: Budgets, image_id: str, pipeline: str) -> Run:
-    from xai_panel.explain import explain
+    from xai_panel.engine.pipeline import explain
 
     passes0 = clf.forward_passes
     t0 = time.perf_counter()
@@ -563,7 +563,7 @@ def main() -> None:
     print(f"[{time.strftime('%H:%M:%S')}] warming up and measuring the best per-pass time ...", file=sys.stderr)
     if not args.skip_classic:
         warm_up_libraries(first_view)
-    from xai_panel.explain import explain
+    from xai_panel.engine.pipeline import explain
 
     explain(first_view, ort, top_k=1, seed=0, settings={  # imports, ORT and alibi code paths, untimed
         "lime": {"num_samples": 50}, "anchors": {"max_anchor_size": 1, "batch_size": 10, "coverage_samples": 100}})
@@ -606,7 +606,7 @@ def main() -> None:
 
 def profile_ours(clf, view: np.ndarray, budgets: Budgets) -> None:
     """Where ours spends its time outside the model: cProfile of one explain() on ONNX Runtime."""
-    from xai_panel.explain import explain
+    from xai_panel.engine.pipeline import explain
 
     profiler = cProfile.Profile()
     profiler.enable()

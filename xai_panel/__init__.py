@@ -20,13 +20,15 @@ _EXPORTS = {
     "open_dataset": "xai_panel.data",
     "demo_dataset": "xai_panel.data",
     "fetch_imagenette": "xai_panel.data",
-    "explain": "xai_panel.explain",
-    "Explanation": "xai_panel.explain",
-    "LimeExplainer": "xai_panel.explain",
-    "AnchorExplainer": "xai_panel.explain",
-    "ShapExplainer": "xai_panel.explain",
-    "Cancelled": "xai_panel.explain",
-    "stability": "xai_panel.explain.stability",
+    "explain": "xai_panel.engine",
+    "Explanation": "xai_panel.engine",
+    "Cancelled": "xai_panel.engine",
+    "segment": "xai_panel.engine",
+    "Explainer": "xai_panel.methods",
+    "LimeExplainer": "xai_panel.methods",
+    "AnchorExplainer": "xai_panel.methods",
+    "ShapExplainer": "xai_panel.methods",
+    "stability": "xai_panel.metrics.stability",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -62,6 +62,21 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"])
 
 
+def _methods(args) -> int:
+    from .methods import registry
+
+    for name, cls in registry().items():
+        default = "default" if cls.in_default else "on request"
+        print(f"{name:<12} {cls.label:<12} {default:<11} {cls.__module__}.{cls.__qualname__}")
+    return 0
+
+
+def _configured_port() -> int:
+    from .config import config
+
+    return config().port
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -81,10 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", type=Path, default=None)
     p.set_defaults(func=_fetch)
 
+    p = sub.add_parser("methods", help="list the registered explanation methods")
+    p.set_defaults(func=_methods)
+
     p = sub.add_parser("serve", help="serve the gallery and explorer dashboards")
     p.add_argument("--data", default=None, help="image folder (default: the built-in demo gallery)")
     p.add_argument("--model", default=None, help="model name or file (default: efficientnet_lite0)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("XAI_PANEL_PORT", 5006)),
+    p.add_argument("--port", type=int, default=_configured_port(),
                    help="port (default: $XAI_PANEL_PORT or 5006)")
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--show", action="store_true", help="open a browser")

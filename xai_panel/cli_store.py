@@ -48,7 +48,9 @@ def configure_precompute_parser(p: argparse.ArgumentParser) -> argparse.Argument
                                                 "or 'demo' for the bundled demo photos")
     p.add_argument("--model", default="efficientnet_lite0",
                    help="model name or file (default: the embedded efficientnet_lite0); a file must exist on every worker")
-    p.add_argument("--methods", default="lime,anchors,shap", help="comma-separated methods (default: lime,anchors,shap)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated methods (default: the library's default methods; "
+                        "'xai-panel methods' lists every registered one)")
     p.add_argument("--top-k", type=int, default=5, help="classes explained per image (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--segmentation", default="quickshift", help="superpixel algorithm (default: quickshift)")
@@ -90,7 +92,7 @@ def run_precompute(args: argparse.Namespace) -> int:
     prog = "xai-panel precompute"
     try:
         settings, seg = parse_settings(args.settings)
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
         store = ExplanationStore(args.store)
         report = precompute(
             args.data, store=store, model=args.model, methods=methods, top_k=args.top_k, seed=args.seed,

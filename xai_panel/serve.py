@@ -18,15 +18,14 @@ DASHBOARDS = ("gallery", "explorer")
 
 
 def dashboard_paths() -> list[Path]:
-    """The dashboard scripts (``dashboards/*.py`` beside the package in a source checkout)."""
-    folder = Path(__file__).resolve().parents[1] / "dashboards"
+    """The app scripts ``panel serve`` runs: files of the installed package (``xai_panel/apps/scripts``),
+    so an installed wheel serves ``/gallery`` and ``/explorer`` as a source checkout does."""
+    folder = Path(__file__).resolve().parent / "apps" / "scripts"
     paths = [folder / f"{name}.py" for name in DASHBOARDS]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
-            f"dashboard scripts not found: {', '.join(map(str, missing))}. xai-panel serve runs the "
-            "dashboards/ folder of a source checkout (pip install -e .)."
-        )
+        raise FileNotFoundError(f"app scripts missing from the installed package: {', '.join(map(str, missing))}; "
+                                "reinstall xai-panel")
     return paths
 
 
@@ -36,7 +35,7 @@ def panel_serve_args(port: int = 5006, address: str | None = "127.0.0.1", show: 
     if not 0 <= int(port) < 65536:
         raise ValueError(f"port must be in [0, 65535], got {port}")
     args = ["serve", *map(str, dashboard_paths()), "--port", str(int(port)),
-            "--setup", str(Path(__file__).with_name("components") / "warmup.py"),
+            "--setup", str(Path(__file__).resolve().parent / "runtime" / "warmup.py"),
             "--index", DASHBOARDS[0]]
     if address:
         args += ["--address", address]

@@ -43,7 +43,7 @@ def folder(tmp_path, photos) -> Path:
 @pytest.fixture(scope="session")
 def lime_shap(classifier, photos):
     """One real explanation (LIME + SHAP) of the cat photo, computed once."""
-    from xai_panel.explain import explain
+    from xai_panel.engine.pipeline import explain
 
     return explain(photos["chelsea"], classifier, methods=("lime", "shap"), settings=QUICK, segmentation="slic")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xai_panel.components import ALL, UNLABELLED, Gallery
-from xai_panel.components.thumbnails import PLACEHOLDER
+from xai_panel.render.thumbnails import PLACEHOLDER
 from xai_panel.data import open_dataset
 
 from .conftest import wait_until
@@ -51,7 +51,7 @@ def test_thumbnails_are_small_images_made_once(gallery, folder):
 
 
 def gallery_store_folder(gallery):
-    from xai_panel.components.gallery import _store
+    from xai_panel.components.widgets.gallery import _store
 
     return _store(gallery.thumbnail_size).folder
 
@@ -107,7 +107,7 @@ def test_thumbnails_applied_after_the_predictions_still_show_them(folder, classi
     gallery.page_size = 7  # new thumbnails are made now, before any prediction
     gallery.wait()
     assert len(held) == 1
-    from xai_panel.components.thumbnails import prediction_index
+    from xai_panel.render.thumbnails import prediction_index
 
     gallery._index = prediction_index(gallery.dataset, classifier)
     gallery._index.compute()  # the predictions arrive (and are applied) first

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from xai_panel.components import AnchorPane, ImagePane, LimePane, ShapPane, TimingPane, TopClasses
-from xai_panel.components.image_pane import shrink
-from xai_panel.components.rendering import anchor_overlay, lime_overlay, shap_map, symmetric_limit
-from xai_panel.components.shap_pane import shap_overlay
-from xai_panel.components.strip import tile_cache
-from xai_panel.explain.results import AnchorResult
+from xai_panel.components.panes.image import shrink
+from xai_panel.render.overlays import anchor_overlay, lime_overlay, score_map, symmetric_limit
+from xai_panel.components.panes.scores import score_overlay
+from xai_panel.render.tiles import tile_cache
+from xai_panel.methods.anchors import AnchorResult
 
 
 def pictures(html: str) -> list[np.ndarray]:
@@ -46,7 +46,7 @@ def with_anchors(lime_shap):
                             counter_examples=examples[:1], found=rank != 4)
         for rank, label in enumerate(lime_shap.labels)
     }
-    return dataclasses.replace(lime_shap, anchors=anchors)
+    return lime_shap.with_results(anchors=anchors)
 
 
 def test_top_classes_select_the_top_class_and_follow_clicks(lime_shap):
@@ -102,24 +102,24 @@ def test_lime_pane_draws_each_class_and_filters_without_recomputing(lime_shap):
 
 def test_shap_pane_uses_one_colour_scale_for_all_classes(lime_shap):
     pane = ShapPane(explanation=lime_shap, selected=lime_shap.top[0].index)
-    limit = symmetric_limit(shap_map(lime_shap.segmentation.labels, r) for r in lime_shap.shap.values())
+    limit = symmetric_limit(score_map(lime_shap.segmentation.labels, r) for r in lime_shap.shap.values())
     assert pane.limit() == limit
     first = lime_shap.top[0].index
     label, values = pane.tiles()[1]
-    assert "Σφ" in label and np.allclose(values, shap_map(lime_shap.segmentation.labels, lime_shap.shap[lime_shap.top[1].index]))
+    assert "Σφ" in label and np.allclose(values, score_map(lime_shap.segmentation.labels, lime_shap.shap[lime_shap.top[1].index]))
     html = pane._view.object
     sent = pictures(html)
     assert len(sent) == 5 and "xp-colorbar" in html and f"{limit:+.3g}" in html  # one colour bar for the row
     for score, picture in zip(lime_shap.top, sent):  # every class on the same scale
-        values = shap_map(lime_shap.segmentation.labels, lime_shap.shap[score.index])
-        assert close(picture, shap_overlay(lime_shap.image, values, limit, "RdBu_r", 0.7))
+        values = score_map(lime_shap.segmentation.labels, lime_shap.shap[score.index])
+        assert close(picture, score_overlay(lime_shap.image, values, limit, "RdBu_r", 0.7))
     # Red where the value is most positive, blue where most negative.
-    values = shap_map(lime_shap.segmentation.labels, lime_shap.shap[first])
+    values = score_map(lime_shap.segmentation.labels, lime_shap.shap[first])
     picture = sent[0].astype(int)
     hi, lo = np.unravel_index(np.argmax(values), values.shape), np.unravel_index(np.argmin(values), values.shape)
     assert picture[hi][0] > picture[hi][2] and picture[lo][2] > picture[lo][0]
     pane.alpha = 0.3
-    assert close(pictures(pane._view.object)[0], shap_overlay(lime_shap.image, values, limit, "RdBu_r", 0.3))
+    assert close(pictures(pane._view.object)[0], score_overlay(lime_shap.image, values, limit, "RdBu_r", 0.3))
 
 
 def test_anchor_pane_shows_anchors_statistics_and_examples(with_anchors):
@@ -158,7 +158,7 @@ def test_a_pane_redraws_only_when_its_own_results_change(lime_shap):
     pane = LimePane(explanation=lime_shap)
     drawn = []
     pane.param.watch(lambda e: drawn.append(e.new), "shown")
-    pane.explanation = dataclasses.replace(lime_shap, anchors={})  # another method arrived: same LIME
+    pane.explanation = lime_shap.with_results(anchors={})  # another method arrived: same LIME
     assert drawn == []
     pane.explanation = None
     assert drawn == [None]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xai_panel.components import ExplainerSettings, ExplanationSession, MemoryCache
-from xai_panel.explain import ShapExplainer
+from xai_panel.methods import ShapExplainer
 
 from .conftest import QUICK
 

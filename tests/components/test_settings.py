@@ -6,7 +6,7 @@ import panel as pn
 import pytest
 
 from xai_panel.components import ExplainerSettings
-from xai_panel.explain.segmentation import DEFAULTS
+from xai_panel.engine.segmentation import DEFAULTS
 
 
 def test_request_follows_every_setting():
@@ -25,7 +25,7 @@ def test_request_follows_every_setting():
 
 
 def test_replacing_an_explainer_is_watched_too():
-    from xai_panel.explain import LimeExplainer
+    from xai_panel.methods import LimeExplainer
 
     settings = ExplainerSettings()
     settings.lime = LimeExplainer(num_samples=123)
@@ -52,7 +52,7 @@ def test_from_dict_reads_plain_data():
 
 
 def test_explain_kwargs_run_the_engine(classifier, photos):
-    from xai_panel.explain import explain
+    from xai_panel.engine.pipeline import explain
 
     settings = ExplainerSettings.from_dict({"methods": ["lime"], "segmentation": "grid", "grid_size": 4,
                                             "lime": {"num_samples": 30}})

@@ -33,7 +33,7 @@ def test_stability_is_computed_on_request_with_progress(photos):
     assert np.allclose(spread, report.results["lime"][label].std[report.segmentation.labels])
     page = pane._spread_html(report, label, "lime")
     assert page.count("<img") == 1 and "data:image/jpeg" in page and "std" in page
-    from xai_panel.components.strip import tile_cache
+    from xai_panel.render.tiles import tile_cache
 
     misses = tile_cache().misses
     assert pane._spread_html(report, label, "lime") == page and tile_cache().misses == misses  # from the tile cache

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from xai_panel.data import DatasetError, ImageError, load_image, open_dataset
-from xai_panel.explain import explain
+from xai_panel.engine.pipeline import explain
 from xai_panel.models import ModelError, load_classifier
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,9 +22,9 @@ import torch
 from PIL import Image
 
 from xai_panel.batch import precompute
-from xai_panel.explain import explain
-from xai_panel.explain.engine import PerturbationEngine, uniform_coalitions
-from xai_panel.explain.segmentation import segment
+from xai_panel.engine.pipeline import explain
+from xai_panel.engine.perturbation import PerturbationEngine, uniform_coalitions
+from xai_panel.engine.segmentation import segment
 from xai_panel.models import Classifier, load_classifier
 from xai_panel.store import ExplanationStore, StoreError
 

@@ -38,7 +38,7 @@ def photos():
 @pytest.fixture(scope="session")
 def explained(classifier, photos):
     """(record, image hash, request, Explanation) with LIME for each photo."""
-    from xai_panel.explain import explain
+    from xai_panel.engine.pipeline import explain
     from xai_panel.store import ExplainRequest
 
     out = []

@@ -9,7 +9,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from xai_panel.explain.results import AnchorResult, ClassScore, MethodCost, Segmentation, ShapResult
+from xai_panel.engine.results import ClassScore, MethodCost, Segmentation
+from xai_panel.methods.anchors import AnchorResult
+from xai_panel.methods.shap import ShapResult
 from xai_panel.store import CodecError, ExplainRequest, decode_explanation, encode_explanation
 from xai_panel.store.codec import decode, encode
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_panel.explain.results import AnchorResult
+from xai_panel.methods.anchors import AnchorResult
 from xai_panel.store import (SCHEMA_VERSION, ExplainRequest, ExplanationStore, StoreError, StoreFullError,
                              StoreLockedError, explain_cached, export_result, find_results,
                              package_version)
@@ -83,8 +83,8 @@ def test_summaries_sort_and_filter(store, explained):
     top1 = explanation.top[0].index
     anchor = AnchorResult(top1, "top-1", (0, 2), 0.93, 0.1, np.zeros((0, 224, 224, 3), np.uint8),
                           np.zeros((0, 224, 224, 3), np.uint8), True)
-    with_anchor = replace(explanation, anchors={top1: anchor},
-                          costs={**explanation.costs, "anchors": explanation.costs["lime"]},
+    with_anchor = replace(explanation.with_results(costs={**explanation.costs, "anchors": explanation.costs["lime"]},
+                                                   anchors={top1: anchor}),
                           settings=anchors_request.explanation_settings(("lime", "anchors")))
     store.put(with_anchor, h0, request=anchors_request, methods=["anchors"], record=first_record)
     store.put_metric(h0, request.model_id, "stability", 0.75)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
-from ..store.keys import ExplainRequest
+from ..engine.request import ExplainRequest
 from ..store.sqlite import ExplanationStore, StoreError
 from .tasks import ImageTask, TaskOutcome, explain_image, run_task, worker_model_id
 
@@ -100,7 +100,7 @@ class Precompute:
     """
 
     def __init__(self, data, *, store: ExplanationStore | str | os.PathLike | None = None,
-                 model: str = DEFAULT_MODEL, methods: Iterable[str] = ("lime", "anchors", "shap"),
+                 model: str = DEFAULT_MODEL, methods: Iterable[str] | None = None,
                  top_k: int = 5, seed: int = 0, segmentation: str = "quickshift",
                  segmentation_params: Mapping | None = None, fill: str = "mean", settings: Mapping | None = None,
                  workers: int | None = None, scheduler: str | None = None, client=None,
@@ -180,9 +180,10 @@ class Precompute:
         return sum(1 for r in self.records if wanted <= stored.get(self._memo.get(str(r.path)), frozenset()))
 
     def _write(self, record, outcome: TaskOutcome) -> ImageEvent:
+        if outcome.encoded is not None and outcome.encoded.rows:  # what ran is kept, even if a method failed
+            self.store.write(outcome.encoded, record=record)  # store errors are fatal: raise
         if outcome.error is not None:
             return ImageEvent(record.id, "failed", outcome.image_hash, outcome.error, outcome.seconds, outcome.worker)
-        self.store.write(outcome.encoded, record=record)  # store errors are fatal: raise
         return ImageEvent(record.id, "done", outcome.image_hash, None, outcome.seconds, outcome.worker)
 
     # -- running -----------------------------------------------------------------------
@@ -231,7 +232,8 @@ class Precompute:
             t0 = time.perf_counter()
             try:
                 encoded = explain_image(image, task.image_hash, self.request, classifier, task.methods)
-                outcome = TaskOutcome(record.id, task.image_hash, encoded, None, time.perf_counter() - t0, "local")
+                outcome = TaskOutcome(record.id, task.image_hash, encoded, encoded.failure(),
+                                      time.perf_counter() - t0, "local")
             except Exception as exc:  # one bad image must not stop the batch
                 outcome = TaskOutcome(record.id, task.image_hash, None, f"{type(exc).__name__}: {exc}",
                                       time.perf_counter() - t0, "local")

@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass
 
 from ..store.entries import EncodedExplanation, encode_explanation
-from ..store.keys import ExplainRequest
+from ..engine.request import ExplainRequest
 
 __all__ = ["ImageTask", "TaskOutcome", "worker_classifier", "worker_model_id", "run_task", "explain_image"]
 
@@ -75,11 +75,19 @@ def worker_model_id(model: str, threads: int | None = None) -> str:
 
 
 def explain_image(image, image_hash: str, request: ExplainRequest, classifier, methods=None) -> EncodedExplanation:
-    """Explain the decoded ``image`` for ``methods`` of ``request`` and encode the rows."""
-    from ..explain import explain
+    """Explain the decoded ``image`` for ``methods`` of ``request`` and encode the rows.
 
-    explanation = explain(image, classifier, **request.explain_kwargs(methods))
-    return encode_explanation(explanation, image_hash, request, methods or request.methods)
+    Through the explanation service the dashboards use: a method that fails is named in
+    the result's ``errors`` and the others are encoded (and stored by the client).
+    """
+    from dataclasses import replace
+
+    from ..engine.service import ExplanationService
+
+    wanted = request.with_methods(methods or request.methods)
+    explanation = ExplanationService().compute(image, classifier, wanted, image_hash=image_hash, write="none")
+    encoded = encode_explanation(explanation, image_hash, request, wanted.methods)
+    return replace(encoded, errors=dict(explanation.errors))
 
 
 def run_task(task: ImageTask, model: str, request: ExplainRequest, threads: int | None = None) -> TaskOutcome:
@@ -100,7 +108,7 @@ def run_task(task: ImageTask, model: str, request: ExplainRequest, threads: int 
         if image_hash(image) != task.image_hash:
             raise RuntimeError("the worker decodes this image differently from the client (different Pillow?)")
         encoded = explain_image(image, task.image_hash, request, classifier, task.methods)
-        return TaskOutcome(task.image_id, task.image_hash, encoded, None, time.perf_counter() - t0, worker)
+        return TaskOutcome(task.image_id, task.image_hash, encoded, encoded.failure(), time.perf_counter() - t0, worker)
     except Exception as exc:
         detail = f"{type(exc).__name__}: {exc}"
         if not str(exc):

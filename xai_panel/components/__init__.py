@@ -8,26 +8,27 @@ tile per class), so no HoloViews plot is built per page or per click; results ar
 arrays, ready for HoloViews in a notebook (see ``gallery/01_explain_an_image.ipynb``).
 """
 
-from .anchor_pane import AnchorPane
-from .cache import ExplanationCache, MemoryCache, default_cache, explanation_key, set_default_cache
-from .controller import JobRunner
-from .gallery import ALL, UNLABELLED, Gallery
-from .image_pane import ImagePane
-from .lime_pane import LimePane
-from .model_selector import SUGGESTED_MODELS, ModelSelector
-from .session import ExplanationSession
-from .settings import FAST_SETTINGS, ExplainerSettings
-from .shap_pane import ShapPane
-from .stability_pane import StabilityPane
-from .thumbgrid import ThumbnailGrid
-from .timing_pane import TimingPane
-from .top5 import TopClasses
-from .upload import ImageUpload
+from .panes.anchors import AnchorPane
+from .panes.base import MethodPane, method_pane, pane_class
+from ..runtime.cache import ExplanationCache, MemoryCache, default_cache, set_default_cache
+from ..runtime.jobs import JobRunner
+from .widgets.gallery import ALL, UNLABELLED, Gallery
+from .panes.image import ImagePane
+from .panes.lime import LimePane
+from .widgets.model_selector import SUGGESTED_MODELS, ModelSelector
+from .state.session import ExplanationSession
+from .widgets.settings import FAST_SETTINGS, ExplainerSettings
+from .panes.scores import ScorePane, ShapPane
+from .panes.stability import StabilityPane
+from .widgets.thumbgrid import ThumbnailGrid
+from .panes.timing import TimingPane
+from .panes.top_classes import TopClasses
+from .widgets.upload import ImageUpload
 
 __all__ = [
-    "ALL", "UNLABELLED", "AnchorPane", "ExplainerSettings", "ExplanationCache", "ExplanationSession",
+    "ALL", "UNLABELLED", "AnchorPane", "MethodPane", "ExplainerSettings", "ExplanationCache", "ExplanationSession",
     "FAST_SETTINGS", "Gallery", "ImagePane", "ImageUpload", "JobRunner", "LimePane", "MemoryCache", "ModelSelector",
-    "SUGGESTED_MODELS", "ShapPane",
-    "StabilityPane", "ThumbnailGrid", "TimingPane", "TopClasses", "default_cache", "explanation_key",
+    "SUGGESTED_MODELS", "ScorePane", "ShapPane", "method_pane", "pane_class",
+    "StabilityPane", "ThumbnailGrid", "TimingPane", "TopClasses", "default_cache",
     "set_default_cache",
 ]

@@ -23,7 +23,9 @@ VERIFY_TOLERANCE = 1e-4
 def onnx_cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
-    return Path(os.environ.get("XAI_PANEL_CACHE", user_cache_dir("xai-panel"))) / "onnx"
+    from ..config import config
+
+    return config().cache_folder / "onnx"
 
 
 class OnnxRunner:

@@ -3,7 +3,7 @@
 A payload is a zip archive (deflate) holding ``manifest.json`` and one ``.npy`` file per
 array. The manifest describes the structure with a closed vocabulary: JSON scalars,
 lists, tuples, dicts with any JSON-scalar keys, arrays, and the result dataclasses of
-``xai_panel.explain.results`` named in :data:`TYPES`. Arrays are read with
+``xai_panel.engine.results`` named by :func:`types` (the registered methods' result types). Arrays are read with
 ``allow_pickle=False`` and object dtypes are refused on both sides, so reading a store,
 even a hostile one, never runs code.
 
@@ -25,16 +25,24 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..explain.results import (AnchorResult, ClassScore, LimeResult, MethodCost, Segmentation,
-                               ShapResult)
+from ..engine.results import ClassScore, MethodCost, Segmentation
 
-__all__ = ["CodecError", "TYPES", "FORMAT", "encode", "decode"]
+__all__ = ["CodecError", "CORE_TYPES", "FORMAT", "types", "encode", "decode"]
 
 FORMAT = 1
 MAX_UNPACKED_BYTES = 1 << 30  # a payload claiming more is refused before inflating (zip bombs)
 
-TYPES: dict[str, type] = {cls.__name__: cls for cls in (
-    LimeResult, AnchorResult, ShapResult, MethodCost, Segmentation, ClassScore)}
+CORE_TYPES: dict[str, type] = {cls.__name__: cls for cls in (MethodCost, Segmentation, ClassScore)}
+
+
+def types() -> dict[str, type]:
+    """The dataclasses a payload may hold: the core ones and every registered method's result type."""
+    from ..methods.base import registry
+
+    found = dict(CORE_TYPES)
+    for cls in registry().values():
+        found.setdefault(cls.result_type.__name__, cls.result_type)
+    return found
 
 
 class CodecError(ValueError):
@@ -78,9 +86,9 @@ class _Writer:
         if isinstance(value, (int, float)):
             return value
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            name = type(value).__name__
-            if TYPES.get(name) is not type(value):
-                raise CodecError(f"cannot store a {name}: only {', '.join(TYPES)}")
+            name, known = type(value).__name__, types()
+            if known.get(name) is not type(value):
+                raise CodecError(f"cannot store a {name}: only {', '.join(known)}")
             return {"$c": name, "f": {f.name: self.pack(getattr(value, f.name)) for f in dataclasses.fields(value)}}
         if isinstance(value, tuple):
             return {"$t": [self.pack(v) for v in value]}
@@ -181,7 +189,7 @@ class _Reader:
         if "$d" in value:
             return {k: self.unpack(v) for k, v in value["$d"]}
         if "$c" in value:
-            cls = TYPES.get(value["$c"])
+            cls = types().get(value["$c"])
             if cls is None:
                 raise CodecError(f"unknown type {value['$c']!r} in payload")
             known = {f.name for f in dataclasses.fields(cls)}

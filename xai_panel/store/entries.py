@@ -9,14 +9,14 @@ which every method shares, are stored once per image and settings (the "base").
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
 
 import numpy as np
 
-from ..explain.results import Explanation
+from ..engine.results import Explanation
 from . import codec
-from .keys import ExplainRequest, canonical_json
+from ..engine.request import ExplainRequest, canonical_json
 
 __all__ = ["EncodedRow", "EncodedExplanation", "encode_explanation", "decode_explanation"]
 
@@ -44,6 +44,11 @@ class EncodedExplanation:
     base_payload: bytes
     rows: tuple[EncodedRow, ...]
     top: tuple[tuple[int, str, float], ...]  # (class index, name, probability), most probable first
+    errors: Mapping[str, str] = field(default_factory=dict)  # methods that failed (not stored), and why
+
+    def failure(self) -> str | None:
+        """What failed, as one line (None when every method ran)."""
+        return "; ".join(f"{m} failed: {why}" for m, why in self.errors.items()) or None
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -56,7 +61,9 @@ class EncodedExplanation:
 
 def _completed(explanation: Explanation) -> tuple[str, ...]:
     # A method has run when its cost is recorded (its result dict may legitimately be empty).
-    return tuple(m for m in ("lime", "anchors", "shap") if m in explanation.costs)
+    from ..methods.base import registry
+
+    return tuple(m for m in registry() if m in explanation.costs)
 
 
 def encode_explanation(
@@ -88,12 +95,13 @@ def encode_explanation(
     for method in chosen:
         if method not in request.settings:
             raise ValueError(f"the request has no settings for {method!r}")
-        results = dict(getattr(explanation, method))
+        results = dict(explanation.results.get(method, {}))
         cost = explanation.costs.get(method)
         payload = codec.encode({"method": method, "results": results, "cost": cost}, view=view)
-        precision = None
-        if method == "anchors" and explanation.top and explanation.top[0].index in results:
-            precision = float(results[explanation.top[0].index].precision)
+        precision = None  # the summary column for results that have a precision (anchors)
+        top1 = results.get(explanation.top[0].index) if explanation.top else None
+        if getattr(top1, "precision", None) is not None:
+            precision = float(top1.precision)
         rows.append(EncodedRow(
             key=request.result_key(image_hash, method), method=method,
             config_key=request.config_key(method), config=canonical_json(request.method_config(method)),
@@ -112,7 +120,7 @@ def decode_explanation(base_payload: bytes, rows: Iterable[tuple[str, bytes]], r
     """An ``Explanation`` from a base payload and (method, payload) rows of ``request``."""
     base = codec.decode(base_payload)
     view = base["image"]
-    fields: dict = {}
+    results: dict = {}
     costs = {}
     if base.get("cost") is not None:
         costs["top-k"] = base["cost"]
@@ -120,13 +128,13 @@ def decode_explanation(base_payload: bytes, rows: Iterable[tuple[str, bytes]], r
         value = codec.decode(payload, view=view)
         if value.get("method") != method:
             raise codec.CodecError(f"row for {method} holds {value.get('method')!r}")
-        fields[method] = {int(k): v for k, v in value["results"].items()}
+        results[method] = {int(k): v for k, v in value["results"].items()}
         if value.get("cost") is not None:
             costs[method] = value["cost"]
     return Explanation(
         image=view, model_id=request.model_id, top=tuple(base["top"]), segmentation=base["segmentation"],
-        costs=costs, settings=request.explanation_settings(fields), seed=int(base.get("seed", request.seed)),
-        **fields,
+        results=results, costs=costs, settings=request.explanation_settings(results),
+        seed=int(base.get("seed", request.seed)),
     )
 
 

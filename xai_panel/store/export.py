@@ -78,7 +78,7 @@ def export_result(store: ExplanationStore, key: str, out_dir: str | Path) -> Pat
     view, labels = explanation.image, explanation.segmentation.labels
     files = {"image": _png(folder / "image.png", view), "segments": _png(folder / "segments.png", _boundaries(view, labels))}
     per_class = {}
-    for label, result in sorted(getattr(explanation, method).items()):
+    for label, result in sorted(explanation.results.get(method, {}).items()):
         entry = {}
         for f in dataclasses.fields(result):
             value = getattr(result, f.name)
@@ -91,12 +91,13 @@ def export_result(store: ExplanationStore, key: str, out_dir: str | Path) -> Pat
                 entry[f.name] = value.tolist()
             else:
                 entry[f.name] = list(value) if isinstance(value, tuple) else value
-        weights = getattr(result, "weights", None) if method == "lime" else getattr(result, "values", None)
-        if weights is not None and len(weights) == explanation.segmentation.n_segments:
-            entry["map"] = _png(folder / f"{method}_{label}_map.png", _overlay(view, _diverging(np.asarray(weights)[labels])))
-        if method == "anchors":
-            shown = explanation.segmentation.mask(result.segments) if len(result.segments) else np.zeros(labels.shape, bool)
-            entry["anchor_png"] = _png(folder / f"anchors_{label}_anchor.png",
+        scores = getattr(result, "values", None)  # the per-superpixel score protocol
+        if scores is not None and len(scores) == explanation.segmentation.n_segments:
+            entry["map"] = _png(folder / f"{method}_{label}_map.png", _overlay(view, _diverging(np.asarray(scores)[labels])))
+        segments = getattr(result, "segments", None)  # a set of superpixels (an anchor): shown alone
+        if segments is not None:
+            shown = explanation.segmentation.mask(segments) if len(segments) else np.zeros(labels.shape, bool)
+            entry["anchor_png"] = _png(folder / f"{method}_{label}_anchor.png",
                                        np.where(shown[..., None], view, (view * 0.25).astype(np.uint8)))
         per_class[str(label)] = entry
     document = {

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from ..explain.results import Explanation
+from ..engine.results import Explanation
 from .codec import CodecError
 from .entries import EncodedExplanation, decode_explanation, encode_explanation, top_json
-from .keys import SCHEMA_VERSION, ExplainRequest, package_version
+from ..engine.request import SCHEMA_VERSION, ExplainRequest, package_version
 
 __all__ = [
     "APPLICATION_ID", "MIGRATIONS", "ExplanationStore", "ImageSummary", "StoredResult", "StoreError",
@@ -54,10 +54,13 @@ class StoreFullError(StoreError):
 
 def default_store_path() -> Path:
     """``$XAI_PANEL_STORE``, else ``$XAI_PANEL_CACHE/store.sqlite``, else the user cache dir."""
-    if env := os.environ.get("XAI_PANEL_STORE"):
-        return Path(env).expanduser()
-    if cache := os.environ.get("XAI_PANEL_CACHE"):
-        return Path(cache).expanduser() / "store.sqlite"
+    from ..config import config
+
+    cfg = config()
+    if cfg.store:
+        return Path(cfg.store).expanduser()
+    if cfg.cache:
+        return cfg.cache_folder / "store.sqlite"
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("xai-panel")) / "store.sqlite"
@@ -503,7 +506,7 @@ class ExplanationStore:
             SELECT i.image_hash, i.model_id, i.image_id, i.label, i.label_name, i.predicted, i.predicted_name,
                    i.confidence, i.correct,
                    (SELECT r.anchor_precision FROM results r WHERE r.image_hash = i.image_hash
-                        AND r.model_id = i.model_id AND r.method = 'anchors' AND r.anchor_precision IS NOT NULL
+                        AND r.model_id = i.model_id AND r.anchor_precision IS NOT NULL
                         ORDER BY r.created_at DESC LIMIT 1) AS anchor_precision,
                    (SELECT m.value FROM metrics m WHERE m.image_hash = i.image_hash AND m.model_id = i.model_id
                         AND m.name = 'stability') AS stability,
@@ -517,7 +520,9 @@ class ExplanationStore:
             sql += f" LIMIT {int(limit)}"
         with self._read() as conn:
             rows = conn.execute(sql, args).fetchall()
-        order = ("lime", "anchors", "shap")
+        from ..methods.base import available_methods
+
+        order = available_methods()
         return [ImageSummary(
             image_hash=h, model_id=m, image_id=iid, label=lab, label_name=ln, predicted=p, predicted_name=pn,
             confidence=conf, correct=None if cor is None else bool(cor), anchor_precision=ap, stability=st,

@@ -1,0 +1,100 @@
+"""What the dashboards share: configuration from the environment, the URL state, serve's command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from xai_panel.components import ALL, Gallery
+from xai_panel.apps.frame import UrlState, configured_dataset, configured_settings
+from xai_panel.data import open_dataset
+
+
+def test_the_url_selects_an_image_and_label_and_refuses_bad_values(folder):
+    gallery = Gallery(dataset=open_dataset(folder), predict=False)
+    state = UrlState(gallery=gallery)
+    assert state.apply(image="coffee/c.png") == []
+    assert gallery.selected == "coffee/c.png" and gallery.label == "coffee"
+    problems = state.apply(group="colour", label="dogs", image="../../etc/passwd")
+    assert len(problems) == 3 and gallery.selected == "coffee/c.png" and gallery.label == "coffee"
+    assert state.apply(label=ALL, group="prediction") == []
+    assert gallery.group_by == "prediction"
+
+
+def test_data_and_settings_come_from_the_environment(monkeypatch, folder, tmp_path):
+    monkeypatch.setenv("XAI_PANEL_DATA", str(folder))
+    dataset, problem = configured_dataset()
+    assert problem == "" and len(dataset) == 5
+    monkeypatch.setenv("XAI_PANEL_DATA", str(tmp_path / "nowhere"))
+    dataset, problem = configured_dataset()
+    assert dataset.name == "demo" and "does not exist" in problem
+    monkeypatch.setenv("XAI_PANEL_SETTINGS", '{"lime": {"num_samples": 50}, "methods": ["lime"]}')
+    assert configured_settings({}) == ({"lime": {"num_samples": 50}, "methods": ["lime"]}, "")
+    monkeypatch.setenv("XAI_PANEL_SETTINGS", '{"lime": {"num_samples": 1}}')
+    settings, problem = configured_settings({"lime": {"num_samples": 400}})
+    assert settings == {"lime": {"num_samples": 400}} and "ignored" in problem
+
+
+def test_serve_runs_panel_with_both_dashboards():
+    from xai_panel.serve import dashboard_paths, panel_serve_args
+
+    args = panel_serve_args(port=5123, address="127.0.0.1", show=True, extra=["--", "--num-procs", "1"])
+    assert args[0] == "serve" and [str(p) for p in dashboard_paths()] == args[1:3]
+    assert "--allow-websocket-origin=127.0.0.1:5123" in args and "--show" in args
+    assert args[-2:] == ["--num-procs", "1"]
+    with pytest.raises(ValueError):
+        panel_serve_args(port=70000)
+
+
+def test_serve_refuses_a_missing_data_folder(tmp_path):
+    from xai_panel.serve import serve
+
+    with pytest.raises(FileNotFoundError):
+        serve(data=tmp_path / "missing", port=0)
+
+
+def test_warm_up_loads_the_model_and_freezes_the_start_up_heap():
+    import gc
+
+    from xai_panel.apps.frame import warm_up
+    from xai_panel.runtime.jobs import classifier
+
+    try:
+        future = warm_up("efficientnet_lite0")
+        future.result(timeout=300)
+        assert warm_up("efficientnet_lite0") is future  # once per process: pages call it on every load
+        assert gc.get_freeze_count() > 10_000  # torch, Panel and the model, out of the collector's walks
+        assert classifier("efficientnet_lite0") is classifier("efficientnet_lite0")
+    finally:
+        gc.unfreeze()
+
+
+def test_lazy_card_builds_its_content_when_first_opened():
+    import panel as pn
+
+    from xai_panel.apps.frame import lazy_card
+
+    content = pn.pane.Markdown("settings")
+    card = lazy_card(content, "Explainer settings")
+    assert card.collapsed and card.objects == []
+    card.collapsed = False
+    assert card.objects == [content]
+    card.collapsed = True
+    card.collapsed = False
+    assert card.objects == [content]
+
+
+def test_the_dashboards_store_comes_from_the_environment_or_is_reported(monkeypatch, tmp_path):
+    from xai_panel.apps import frame as app
+    from xai_panel.store import ExplanationStore
+
+    monkeypatch.setattr(app, "_store", [])
+    monkeypatch.setenv("XAI_PANEL_STORE", str(tmp_path / "shared.sqlite"))
+    store, problem = app.configured_store()
+    assert isinstance(store, ExplanationStore) and problem == "" and (tmp_path / "shared.sqlite").exists()
+    assert app.configured_store()[0] is store  # once per process
+    store.close()
+    monkeypatch.setattr(app, "_store", [])
+    (tmp_path / "photo.sqlite").write_bytes(b"\xff\xd8\xff\xe0 a JPEG, not a database" * 40)
+    monkeypatch.setenv("XAI_PANEL_STORE", str(tmp_path / "photo.sqlite"))
+    store, problem = app.configured_store()
+    assert store is None and "photo.sqlite is not an xai-panel store" in problem and "memory only" in problem

@@ -1,0 +1,271 @@
+"""What the dashboards share: the configured data and model, the URL state, the page frame.
+
+``xai-panel serve --data DIR --model NAME`` (or ``panel serve`` with ``XAI_PANEL_DATA`` /
+``XAI_PANEL_MODEL`` set) decides what the dashboards show; the URL carries the selected
+image, label and grouping so a view can be shared. Every URL value is checked: ids go
+through ``Dataset.resolve``, unknown labels and groupings are refused with a message.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import threading
+import time
+
+import numpy as np
+import panel as pn
+import param
+
+from ..config import config
+from ..data import Dataset, DatasetError, open_dataset
+from ..runtime.jobs import classifier, executor
+from ..components.widgets.gallery import ALL, Gallery
+from ..components.state.session import DEFAULT_MODEL, ExplanationSession
+from ..components.widgets.settings import ExplainerSettings
+
+__all__ = ["DATA_ENV", "MODEL_ENV", "SETTINGS_ENV", "configured_model", "configured_dataset", "configured_settings",
+           "UrlState", "configured_store", "warm_up", "lazy_card", "notify", "page", "follow", "CSS"]
+
+_log = logging.getLogger(__name__)
+DATA_ENV = "XAI_PANEL_DATA"
+MODEL_ENV = "XAI_PANEL_MODEL"
+_datasets: dict[str | None, Dataset] = {}
+_lock = threading.Lock()
+
+CSS = """
+.bk-panel-models-layout-Card { border-radius: 10px; }
+"""
+
+
+def configured_model() -> str:
+    """``$XAI_PANEL_MODEL`` or the embedded default."""
+    return config().model or DEFAULT_MODEL
+
+
+def configured_dataset() -> tuple[Dataset, str]:
+    """The dataset named by ``$XAI_PANEL_DATA`` (default: the demo gallery), opened once per process.
+
+    Returns the dataset and a problem to show ('' if none): an unusable folder falls back
+    to the demo gallery instead of leaving an empty page.
+    """
+    path = config().data or None
+    with _lock:
+        if path in _datasets:
+            return _datasets[path], ""
+        try:
+            dataset = open_dataset(path)
+            problem = ""
+        except DatasetError as exc:
+            dataset, problem = open_dataset(None), f"{exc} Showing the demo gallery instead."
+        _datasets[path] = dataset
+        return dataset, problem
+
+
+_store: list = []
+
+
+def configured_store():
+    """The explanation store the dashboards read and write, opened once per process:
+    ``$XAI_PANEL_STORE``, else the default store file (the one ``xai-panel precompute`` fills).
+
+    Returns (store or None, problem): a store that cannot be opened (not a store, locked,
+    unwritable folder) is reported, and the dashboards keep results in memory only.
+    """
+    from ..store import ExplanationStore
+
+    with _lock:
+        if not _store:
+            try:
+                _store.append((ExplanationStore(), ""))
+            except Exception as exc:  # shown on the page; the app works without a store
+                _store.append((None, f"The explanation store could not be opened ({exc}); results are kept "
+                                     "in memory only."))
+        return _store[0]
+
+
+SETTINGS_ENV = "XAI_PANEL_SETTINGS"
+
+
+def configured_settings(default: dict | None = None) -> tuple[dict, str]:
+    """Explainer settings from ``$XAI_PANEL_SETTINGS`` (JSON, as ``ExplainerSettings.from_dict``).
+
+    Returns (settings, problem); a malformed value is refused with a message and the
+    default is used.
+    """
+    settings = config().settings  # malformed JSON is reported by config_problems()
+    if settings is None:
+        return dict(default or {}), ""
+    try:
+        ExplainerSettings.from_dict(settings)  # checks names and bounds
+    except (ValueError, TypeError) as exc:
+        return dict(default or {}), f"{SETTINGS_ENV} was ignored: {exc}"
+    return settings, ""
+
+
+def config_problems() -> list[str]:
+    """The ``XAI_PANEL_*`` variables that were ignored, and why (for the page's notifications)."""
+    return list(config().problems)
+
+
+def warm_up(model: str):
+    """Load the model and run its first batches in the background, so that the first click
+    waits for neither; then freeze what start-up built out of the garbage collector's reach.
+
+    A full collection walks every tracked object: about 0.3 s in a started server (half a
+    million objects: torch, Panel, the model), during which no page is served. Panel
+    collects a few seconds after each closed page, and Python itself when enough long-lived
+    objects pile up; after ``gc.freeze`` those collections skip the start-up objects, which
+    live as long as the process anyway. Once per model and process (the dashboards call it
+    on every page load); returns the background job's future.
+    """
+
+    def job():
+        t0 = time.perf_counter()
+        loaded = classifier(model)
+        loaded.warm_up()
+        rehearse(loaded)
+        gc.collect()
+        gc.freeze()
+        _log.info("xai-panel: %s warmed up in %.1f s; %d start-up objects frozen", model,
+                  time.perf_counter() - t0, gc.get_freeze_count())
+
+    with _warm_lock:
+        future = _warmed.get(model)
+        if future is None or (future.done() and future.exception() is not None):
+            future = _warmed[model] = executor().submit(job)
+        return future
+
+
+_warmed: dict = {}
+_warm_lock = threading.Lock()
+
+
+def rehearse(loaded) -> None:
+    """One tiny explanation with every method, so that the first visitor's does not pay the
+    first-call costs: shap's Partition explainer compiles its numba kernels on first use
+    (measured: 5-8 s, during which the first SHAP pane waited), and alibi, lime and
+    scikit-learn build their first objects. Six superpixels of a synthetic image: a few
+    hundred model passes, in the background at server start."""
+    from ..engine.pipeline import explain
+    from ..methods.base import registry
+
+    ramp = np.linspace(0, 255, loaded.input_size).astype(np.uint8)
+    down, across = np.meshgrid(ramp, ramp, indexing="ij")
+    image = np.stack([down, across, np.full_like(down, 128)], axis=2)
+    methods = registry()
+    explain(image, loaded, methods=tuple(methods), top_k=2, segmentation="grid",
+            segmentation_params={"rows": 2, "cols": 3},
+            settings={m: dict(cls.rehearsal) for m, cls in methods.items()})
+
+
+def lazy_card(content, title: str, **params) -> pn.Card:
+    """A collapsed Card that builds ``content``'s widgets only when first opened: a page
+    load then skips them (the explainer settings are about a fifth of a gallery page's
+    build time, on the server's event loop, for a card most visitors never open)."""
+    card = pn.Card(title=title, collapsed=True, **params)
+
+    def fill(event):
+        if not event.new and not card.objects:
+            card.objects = [content]
+
+    card.param.watch(fill, "collapsed")
+    return card
+
+
+def notify(text: str, kind: str = "warning") -> None:
+    if text and pn.state.notifications is not None:
+        getattr(pn.state.notifications, kind)(text, duration=8000)
+
+
+def _arg(name: str) -> str | None:
+    values = pn.state.session_args.get(name) if pn.state.curdoc else None
+    if not values:
+        return None
+    try:
+        return values[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+class UrlState(param.Parameterized):
+    """Reads ``?image=&label=&group=`` on load and writes them back as the user browses."""
+
+    gallery = param.ClassSelector(class_=Gallery)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        values = dict(group=_arg("group"), label=_arg("label"), image=_arg("image"))
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            # After the page has loaded, so that messages about refused values are seen.
+            pn.state.onload(lambda: self._start(values))
+        else:
+            self._start(values)
+
+    def _start(self, values: dict) -> None:
+        try:
+            self.apply(**values)
+        except Exception as exc:  # a page load callback must not raise: Panel would stop loading the page
+            _log.exception("applying the URL %r failed", values)
+            self.gallery.warn(f"The URL could not be applied: {exc}")
+        self.gallery.param.watch(self._write, ["selected", "label", "group_by"])
+
+    def apply(self, group: str | None = None, label: str | None = None, image: str | None = None) -> list[str]:
+        """Apply URL values, refusing bad ones with a message; returns the messages."""
+        problems = []
+        if group is not None:
+            if group in ("label", "prediction"):
+                self.gallery.group_by = group
+            else:
+                problems.append(f"Unknown grouping {group!r} in the URL (use 'label' or 'prediction').")
+        if label is not None:
+            if label == ALL or label in self.gallery.labels:
+                self.gallery.label = label
+            else:
+                problems.append(f"The URL names label {label!r}, which this dataset does not have.")
+        if image is not None:
+            try:
+                record = self.gallery.select(image)
+            except (KeyError, ValueError) as exc:
+                problems.append(f"The URL's image was refused: {exc}")
+            else:
+                if label is None and record.label_name and self.gallery.group_by == "label":
+                    self.gallery.label = record.label_name
+        if problems:
+            self.gallery.warn(" ".join(problems))
+        return problems
+
+    def _write(self, *events) -> None:
+        if pn.state.location is None:
+            return
+        query = {"group": self.gallery.group_by, "label": self.gallery.label}
+        if self.gallery.selected:
+            query["image"] = self.gallery.selected
+        pn.state.location.update_query(**query)
+
+
+def page(title: str, sidebar: list, main: list, header: list | None = None):
+    """The page frame both dashboards use."""
+    return pn.template.FastListTemplate(
+        title=title, sidebar=sidebar, main=main, header=header or [], accent="#2563eb",
+        sidebar_width=340, main_layout=None, theme_toggle=False, raw_css=[CSS],
+    )
+
+
+def follow(session: ExplanationSession, *sources) -> None:
+    """Make ``session.source`` follow whichever of these parameters changed last.
+
+    A source is a parameter (``gallery.param.selected_record``) or a pair of parameters
+    (image, display name), e.g. ``(upload.param.image, upload.param.name)``.
+    """
+    for source in sources:
+        ref, name = source if isinstance(source, tuple) else (source, None)
+
+        def changed(event, name=name):
+            if event.new is not None:
+                label = getattr(name.owner, name.name) if name is not None else ""
+                session.param.update(source=event.new, source_name=label)
+
+        ref.owner.param.watch(changed, ref.name)

@@ -1,0 +1,62 @@
+"""The gallery app: browse a dataset per label, click an image, watch it being explained.
+
+``gallery_app()`` builds one page (one per browser session); ``xai-panel serve`` serves it
+at ``/gallery``, and ``dashboards/gallery.py`` is the same app as a ``panel serve`` script.
+``XAI_PANEL_DATA`` / ``XAI_PANEL_MODEL`` choose data and model (default: the demo gallery
+and the embedded EfficientNet-Lite0). ``?image=ID&label=NAME&group=label|prediction`` in the
+URL restores a view.
+"""
+
+from __future__ import annotations
+
+import panel as pn
+
+from ..components.panes.image import ImagePane
+from ..components.panes.top_classes import TopClasses
+from ..components.state.session import ExplanationSession
+from ..components.widgets.gallery import Gallery
+from ..components.widgets.settings import ExplainerSettings, fast_settings
+from .frame import (UrlState, config_problems, configured_dataset, configured_model, configured_settings, configured_store,
+                    lazy_card, notify, page, warm_up)
+from .panes import CARD, explanation_cards
+
+__all__ = ["gallery_app"]
+
+
+def gallery_app():
+    """The gallery page: labels and thumbnails, the selected image's top classes, every
+    method's explanation, its cost and its stability."""
+    pn.extension(notifications=True, design="fast")
+    dataset, problem = configured_dataset()
+    model = configured_model()
+    warm_up(model)
+
+    explainer_settings, settings_problem = configured_settings(fast_settings())
+    settings = ExplainerSettings.from_dict(explainer_settings)
+    store, store_problem = configured_store()
+    gallery = Gallery(dataset=dataset, model=model, store=store)
+    session = ExplanationSession(source=gallery.param.selected_record, model=model, settings=settings, store=store)
+    top = TopClasses.from_session(
+        session, true_label=pn.bind(lambda record: record.label if record else None, gallery.param.selected_record))
+    image = ImagePane(image=session.param.image, title=session.param.image_name)
+    UrlState(gallery=gallery)
+    for text in (problem, settings_problem, store_problem, *config_problems()):
+        notify(text)
+
+    return page(
+        title="xai-panel · gallery",
+        sidebar=[
+            pn.pane.Markdown(f"**{dataset.name}** · {len(dataset)} images · model `{model}`", margin=(0, 10)),
+            gallery.controls(),
+            lazy_card(settings, "Explainer settings", sizing_mode="stretch_width"),
+        ],
+        main=[
+            pn.Row(
+                pn.Card(gallery.grid(), title="Images", **CARD),
+                pn.Card(pn.Row(image, pn.Column(session, top, sizing_mode="stretch_width")), title="Prediction",
+                        **CARD),
+                sizing_mode="stretch_width",
+            ),
+            *explanation_cards(session, settings, top),
+        ],
+    )

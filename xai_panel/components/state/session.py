@@ -1,0 +1,311 @@
+"""The shared explanation state every pane follows: one image in, results out, progressively.
+
+Setting ``source`` (an array, a path, encoded bytes or an ``ImageRecord``) starts a job in
+two lanes. The fast lane (the shared thread pool) decodes and classifies the image and
+looks it up in the cache: ``top`` and, for an image explained before, the whole
+explanation appear within milliseconds, never queued behind other sessions' explanations.
+Only a cache miss goes on to the compute lane (``compute_executor``, one thread per two
+cores by default), admitted through the bounded compute queue, where
+``xai_panel.explain`` runs and ``explanation`` is republished after each method (a LIME
+preview first). A new source cancels both. Finished explanations go to a per-process
+cache keyed by (image content, model id, settings, seed). When the compute queue is full
+the request is refused at once with a "server busy" error; nothing is left waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import panel as pn
+import param
+
+from ...data import ImageError, ImageRecord, image_hash, load_image
+from ...engine.perturbation import Cancelled
+from ...engine.request import ExplainRequest
+from ...engine.results import ClassScore, Explanation
+from ...engine.service import ExplanationService, MethodsFailed
+from ...methods.base import available_methods
+from ...models import ModelError
+from ...models.classifier import top_k_of
+from ...runtime.cache import ExplanationCache, decoded_images, default_cache
+from ...runtime.jobs import Job, JobRunner, ServerBusy, classifier as load_model, compute_executor, compute_queue
+from ..widgets.settings import ExplainerSettings
+
+__all__ = ["ExplanationSession", "STATUSES", "DEFAULT_MODEL"]
+
+DEFAULT_MODEL = "efficientnet_lite0"
+_log = logging.getLogger(__name__)
+STATUSES = ("idle", "loading", "explaining", "done", "error")
+_PROGRESS_INTERVAL = 0.25  # seconds between progress updates sent to the page
+
+
+def _describe(source) -> str:
+    if isinstance(source, ImageRecord):
+        return source.id
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).name
+    if isinstance(source, np.ndarray):
+        return f"array {source.shape[1]}x{source.shape[0]}"
+    return "uploaded image"
+
+
+def _decode(source) -> np.ndarray:
+    if isinstance(source, ImageRecord):
+        return source.load()
+    if isinstance(source, np.ndarray):
+        image = np.asarray(source)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ImageError(f"expected an HxWx3 uint8 RGB array, got {image.dtype} {image.shape}")
+        return image
+    return load_image(source)
+
+
+class ExplanationSession(pn.viewable.Viewer):
+    """One image, its top classes and its explanation: the state all panes link to."""
+
+    source = param.Parameter(default=None, allow_refs=True, doc=(
+        "What to explain: an HxWx3 uint8 array, a file path, encoded image bytes or an ImageRecord."))
+    source_name = param.String(default="", allow_refs=True, doc="A display name for the source (optional).")
+    model = param.String(default=DEFAULT_MODEL, allow_refs=True,
+                         doc="Classifier: efficientnet_lite0 (embedded), a torchvision name or a model file.")
+    settings = param.ClassSelector(class_=ExplainerSettings, allow_refs=True, doc="What to compute and how.")
+    top_k = param.Integer(5, bounds=(1, 10), doc="How many classes to explain.")
+    preview = param.Integer(100, bounds=(0, None), doc=(
+        "Show LIME fitted on the first this many samples while the rest are computed (0: no preview)."))
+    cache = param.Parameter(default=None, doc="An ExplanationCache (get/put); None: the process-wide one.")
+    store = param.Parameter(default=None, doc=(
+        "An ExplanationStore (SQLite) read before computing and written after: results precomputed with "
+        "`xai-panel precompute` and the same settings show at once, new ones are kept. None: memory only."))
+
+    image = param.Array(default=None, allow_None=True, constant=True, doc="The decoded image (read-only).")
+    image_name = param.String(default="", constant=True, doc="Name of the image shown (read-only).")
+    requested = param.String(default="", constant=True,
+                             doc="Name of the image asked for last, shown or still loading (read-only).")
+    image_digest = param.String(default="", constant=True, doc="SHA-256 of the decoded pixels (read-only).")
+    model_id = param.String(default="", constant=True, doc="Id of the classifier used (read-only).")
+    top = param.List(default=[], item_type=ClassScore, constant=True,
+                     doc="The top classes, most probable first (read-only).")
+    explanation = param.ClassSelector(class_=Explanation, default=None, allow_None=True, constant=True,
+                                      doc="The explanation so far: methods appear as they finish (read-only).")
+    status = param.Selector(default="idle", objects=list(STATUSES), constant=True, doc="Where the job is (read-only).")
+    running = param.String(default="", constant=True, doc="The method being computed (read-only).")
+    progress = param.Number(default=0.0, bounds=(0, 1), constant=True,
+                            doc="Fraction of the running method's model passes done (read-only).")
+    pending = param.List(default=[], constant=True, doc="Methods requested but not finished yet (read-only).")
+    method_errors = param.Dict(default={}, constant=True, doc="Per method, why it failed (read-only).")
+    error = param.String(default="", constant=True, doc="Why the image could not be explained (read-only).")
+    from_cache = param.Boolean(default=False, constant=True, doc="The explanation came from the cache (read-only).")
+    timings = param.Dict(default={}, constant=True,
+                         doc="Seconds from the request to: 'top', each method, 'done' (read-only).")
+
+    def __init__(self, **params):
+        params.setdefault("settings", ExplainerSettings())
+        super().__init__(**params)
+        self._runner = JobRunner("explain")  # the fast lane: decode, top classes, cache
+        self._compute = JobRunner("explain-compute", queue=compute_queue(), pool=compute_executor)
+        self._lanes = threading.Lock()  # the fast job hands over to the compute lane, or a refresh cancels it
+        self._prerenders: list = []
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(lambda _ctx: self.cancel())
+        if self.source is not None:
+            self.refresh()
+
+    # -- public API ----------------------------------------------------------------------
+    @param.depends("source", "model", "settings", "settings.request", "top_k", watch=True)
+    def refresh(self) -> None:
+        """(Re)start the job for the current source, model and settings."""
+        if self.source is None:
+            self.cancel()
+            self._set(image=None, image_name="", requested="", image_digest="", top=[], explanation=None, status="idle",
+                      running="", progress=0.0, pending=[], method_errors={}, error="", from_cache=False, timings={})
+            return
+        request = dict(self.settings.request, top_k=int(self.top_k))
+        # Snapshots of the explainers (custom subclasses included): later edits of the
+        # settings must not change a computation that is already running.
+        explainers = {m: self.settings.explainer(m) for m in request["methods"]}
+        name = self.source_name or _describe(self.source)
+        self._set(status="loading", requested=name, error="", running="", progress=0.0, from_cache=False,
+                  pending=list(request["methods"]), method_errors={})
+        with self._lanes:
+            self._compute.cancel()
+            self._runner.start(self._work, self.source, name, self.model, request, explainers)
+
+    def add_prerender(self, render) -> None:
+        """Call ``render(explanation)`` in the worker before each explanation is published.
+
+        Panes draw their pictures there (off the event loop), so publishing costs the page
+        almost nothing; a failing renderer is logged and the explanation still goes out.
+        """
+        self._prerenders.append(render)
+
+    def cancel(self) -> None:
+        """Stop the running job (its partial results stay)."""
+        with self._lanes:
+            self._runner.cancel()
+            self._compute.cancel()
+        if self.status in ("loading", "explaining"):
+            self._set(status="idle", running="", pending=[])
+
+    def wait(self, timeout: float | None = 120) -> "ExplanationSession":
+        """Block until the current job is finished (notebooks, scripts, tests)."""
+        self._runner.wait(timeout)  # the fast lane starts the compute job, if any, before it ends
+        self._compute.wait(timeout)
+        return self
+
+    @property
+    def classifier(self):
+        """The session's classifier (loaded once per process)."""
+        return load_model(self.model)
+
+    # -- the job -------------------------------------------------------------------------
+    def _set(self, **values) -> None:
+        with param.edit_constant(self):
+            self.param.update(**values)
+
+    def _publish(self, job: Job, **values) -> None:
+        runner = self._compute if job.name == self._compute.name else self._runner
+        explanation = values.get("explanation")
+        if explanation is not None and runner.is_current(job):
+            for render in self._prerenders:
+                try:
+                    render(explanation)
+                except Exception:  # drawing is retried on the page, where the error is reported
+                    _log.exception("prerendering an explanation failed")
+        runner.publish(job, lambda: self._set(**values))
+
+    def _work(self, job: Job, source, name: str, model: str, request: dict, explainers: dict) -> None:
+        timings: dict[str, float] = {}
+        try:
+            if isinstance(source, (ImageRecord, str, os.PathLike)):  # a file: decoded once per version
+                path = source.path if isinstance(source, ImageRecord) else source
+                image, digest = decoded_images().get(path, lambda: _decode(source), image_hash)
+            else:
+                image = _decode(source)
+                digest = None
+        except (ImageError, OSError) as exc:
+            self._publish(job, status="error", error=str(exc), image=None, top=[], explanation=None, pending=[])
+            return
+        try:
+            classifier = load_model(model)
+        except (ModelError, ValueError, OSError) as exc:
+            self._publish(job, status="error", error=f"model {model!r} could not be loaded: {exc}", pending=[])
+            return
+        view = classifier.prepare(image)
+        digest = digest or image_hash(image)
+        cache: ExplanationCache = self.cache if self.cache is not None else default_cache()  # an empty cache is falsy
+        service = ExplanationService(cache=cache, store=self.store)
+        try:
+            wanted = self._request(classifier.model_id, request)
+        except ValueError as exc:  # settings that cannot be explained (checked again here, to say so)
+            self._publish(job, status="error", error=str(exc), pending=[])
+            return
+        cached = service.lookup(digest, wanted, explainers)
+        if cached is not None:
+            timings["top"] = timings["done"] = job.elapsed()
+            self._publish(job, image=image, image_name=name, image_digest=digest, model_id=classifier.model_id,
+                          top=list(cached.top), explanation=cached, status="done", pending=[], running="",
+                          progress=1.0, from_cache=True, timings=timings)
+            return
+        top = top_k_of(classifier.predict_proba(view[None])[0], classifier.class_names, int(request["top_k"]))
+        timings["top"] = job.elapsed()
+        methods = list(wanted.methods)
+        # The top classes go out on their own, before the panes are reset for the new image.
+        self._publish(job, image=image, image_name=name, image_digest=digest, model_id=classifier.model_id,
+                      top=top, status="explaining" if methods else "done", pending=methods, timings=dict(timings))
+        self._publish(job, explanation=None)
+        if not methods:
+            return
+        with self._lanes:  # hand over to the compute lane, unless a newer request came meanwhile
+            if not self._runner.is_current(job):
+                return
+            try:
+                self._compute.start(self._compute_work, view, classifier, service, wanted, explainers, timings,
+                                    job.started, digest, source if isinstance(source, ImageRecord) else None)
+            except ServerBusy as exc:
+                self._publish(job, status="error", error=str(exc), pending=[])
+
+    @staticmethod
+    def _request(model_id: str, request: dict) -> ExplainRequest:
+        return ExplainRequest.create(model_id, request["methods"], top_k=int(request["top_k"]),
+                                     seed=int(request["seed"]), segmentation=request["segmentation"],
+                                     segmentation_params=request["segmentation_params"], fill=request["fill"],
+                                     settings=request["settings"])
+
+    def _compute_work(self, job: Job, view, classifier, service: ExplanationService, request: ExplainRequest,
+                      explainers: dict, timings: dict, started: float, digest: str,
+                      record: ImageRecord | None) -> None:
+        job.started = started  # timings count from the click, not from the admission
+        methods = list(request.methods)
+        shown: set[str] = set()
+        last = [0.0]
+        names = set(available_methods())
+
+        def progress(method: str, n: int, total: int) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= _PROGRESS_INTERVAL and method in names:
+                last[0] = now
+                self._publish(job, running=method, progress=min(1.0, n / max(total, 1)))
+
+        def on_method(partial: Explanation) -> None:
+            for m in partial.methods:
+                if m not in shown and m not in partial.preview:
+                    shown.add(m)
+                    timings[m] = job.elapsed()
+            errors = dict(partial.errors)
+            remaining = [m for m in methods if m not in shown and m not in errors]
+            self._publish(job, explanation=partial, pending=remaining, running=remaining[0] if remaining else "",
+                          progress=0.0, timings=dict(timings), method_errors=errors)
+
+        try:
+            # Kept in the memory cache even if another image was asked for meanwhile: finished
+            # work is not lost. Stored only after the page has it (below).
+            result = service.compute(view, classifier, request, image_hash=digest, explainers=explainers,
+                                     record=record, write="none", progress=progress, cancel=job.cancel,
+                                     on_method=on_method, preview=int(self.preview))
+        except Cancelled:
+            return
+        except MethodsFailed as exc:
+            result, errors = None, exc.errors
+        except Exception as exc:  # not one method's failure: the image or the model
+            _log.exception("explaining failed")
+            self._publish(job, status="error", error=f"{type(exc).__name__}: {exc}", pending=[], running="")
+            return
+        else:
+            errors = dict(result.errors)
+        if self._compute.is_current(job):
+            timings["done"] = job.elapsed()
+            self._publish(job, explanation=result, status="done", pending=[], running="", progress=1.0,
+                          method_errors=errors, timings=dict(timings))
+        if result is not None and not errors:  # after the page has it: a slow store delays nothing there
+            service.keep(result, digest, request, explainers, record=record)
+
+    # -- view ------------------------------------------------------------------------------
+    def __panel__(self):
+        return pn.Column(
+            pn.pane.Markdown(pn.bind(self._status_text, self.param.status, self.param.running,
+                                     self.param.requested, self.param.error, self.param.from_cache,
+                                     self.param.timings), margin=(0, 5)),
+            pn.indicators.Progress(value=(self.param.progress.rx() * 100).rx.pipe(int), max=100, height=8,
+                                   sizing_mode="stretch_width", bar_color="primary",
+                                   visible=self.param.status.rx() == "explaining"),
+            sizing_mode="stretch_width",
+        )
+
+    @staticmethod
+    def _status_text(status, running, name, error, from_cache, timings) -> str:
+        if status == "idle":
+            return "Select an image to explain it."
+        if status == "error":
+            return f"**Could not explain {name or 'this image'}:** {error}"
+        if status == "loading":
+            return f"Loading {name}…"
+        if status == "explaining":
+            return f"Explaining **{name}**: {running or 'preparing'}…"
+        total = timings.get("done", 0.0)
+        return f"**{name}** explained in {total:.2f} s" + (" (from cache)" if from_cache else "")

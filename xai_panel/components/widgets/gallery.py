@@ -1,0 +1,323 @@
+"""The dataset gallery: labels with counts, one label's thumbnails a page at a time.
+
+Browse by true label (folder names, ImageNet wnids) or by the model's predicted label, so
+an unlabelled folder is browsable too. Each card is marked with the predicted class,
+green when it matches the true label and red when it does not. Clicking a card sets the
+read-only ``selected`` (record id) and ``selected_record`` outputs; ids from outside (a
+URL) go through ``select``, which lets ``Dataset.resolve`` refuse anything suspicious.
+"""
+
+from __future__ import annotations
+
+import math
+
+import panel as pn
+import param
+
+from ...data import Dataset, ImageRecord, open_dataset
+from ...runtime.jobs import Job, JobRunner, classifier as load_model, wait_for_foreground_idle
+from ...render.thumbnails import PredictionIndex, ThumbnailStore, prediction_index
+from .thumbgrid import ThumbnailGrid
+
+__all__ = ["Gallery", "ALL", "UNLABELLED"]
+
+ALL = ""
+UNLABELLED = "(unlabelled)"
+SORTS = {"Name": "name", "Confidence (high first)": "confidence", "Confidence (low first)": "confidence-asc",
+         "Anchor precision (low first)": "anchor_precision-asc", "Stability (low first)": "stability-asc"}
+SHOWS = {"Every image": "all", "Predicted right (stored)": "right", "Predicted wrong (stored)": "wrong"}
+_stores: dict[int, ThumbnailStore] = {}
+
+
+def _store(size: int) -> ThumbnailStore:
+    if size not in _stores:
+        _stores[size] = ThumbnailStore(size)
+    return _stores[size]
+
+
+class Gallery(pn.viewable.Viewer):
+    """Thumbnails of a dataset, per true or predicted label, with a ``selected`` output."""
+
+    dataset = param.ClassSelector(class_=Dataset, allow_refs=True, doc="The images (default: the demo gallery).")
+    model = param.String(default="efficientnet_lite0", allow_refs=True,
+                         doc="Classifier whose top-1 marks the thumbnails and groups by prediction.")
+    group_by = param.Selector(default="label", objects={"True label": "label", "Predicted label": "prediction"},
+                              doc="Group images by their true label or by the model's prediction.")
+    label = param.String(default=ALL, allow_refs=True,
+                         doc="Label whose images are shown ('' = all, '(unlabelled)' = images without one).")
+    search = param.String(default="", doc="Show only labels whose name contains this text (case-insensitive).")
+    page = param.Integer(default=1, bounds=(1, None), doc="Page of the current label's images (from 1).")
+    page_size = param.Integer(default=24, bounds=(4, 200), doc="Thumbnails per page.")
+    thumbnail_size = param.Integer(default=112, bounds=(48, 320), doc="Thumbnail side in pixels.")
+    predict = param.Boolean(default=True, doc="Predict every image in the background (badges, grouping).")
+    store = param.Parameter(default=None, doc=(
+        "An ExplanationStore: a label's images can then be sorted and filtered by what it holds about them."))
+    sort_by = param.Selector(default="name", objects=SORTS, doc=(
+        "Order of a label's images: by name, or by a stored score (images without one come last)."))
+    show = param.Selector(default="all", objects=SHOWS, doc="Only the images whose stored prediction is right/wrong.")
+
+    selected = param.String(default="", constant=True, doc="Id of the selected image (read-only).")
+    selected_record = param.ClassSelector(class_=ImageRecord, default=None, allow_None=True, constant=True,
+                                          doc="The selected record (read-only).")
+    labels = param.Dict(default={}, constant=True, doc="Image count per label for the grouping (read-only).")
+    records = param.List(default=[], constant=True, doc="Ids of the current label's images (read-only).")
+    page_count = param.Integer(default=1, constant=True, doc="Pages of the current label (read-only).")
+    predicted = param.Integer(default=0, constant=True, doc="Images predicted so far (read-only).")
+    message = param.String(default="", constant=True, doc="Last warning for the user, e.g. a refused id (read-only).")
+
+    def __init__(self, **params):
+        if params.get("dataset") is None:
+            params["dataset"] = open_dataset(None)
+        super().__init__(**params)
+        self._index: PredictionIndex | None = None
+        self._thumbs = JobRunner("thumbnails")
+        self._predictions = JobRunner("predictions")
+        self._grid = ThumbnailGrid(size=self.thumbnail_size, sizing_mode="stretch_width",
+                                   empty_text="No images for this label.")
+        self._grid.param.watch(self._on_click, "clicked")
+        self._regroup()
+        if self.predict:
+            self._predictions.start(self._predict_all, interactive=False)
+
+    # -- public ----------------------------------------------------------------------------
+    def select(self, id: str) -> ImageRecord:
+        """Select the image with this id; unsafe or unknown ids raise (ValueError / KeyError)."""
+        self.dataset.resolve(id)  # refuses traversal and unknown ids before anything else
+        record = self.dataset.get(id)
+        with param.edit_constant(self):
+            self.param.update(selected=id, selected_record=record, message="")
+        self._grid.selected = id
+        return record
+
+    def show_label(self, label: str) -> None:
+        """Show a label (refused with a message if the grouping has no such label)."""
+        if label not in (ALL, *self.labels):
+            self._warn(f"No label {label!r} in this dataset; showing all images.")
+            label = ALL
+        self.label = label
+
+    def prediction(self, id: str):
+        """The model's top-1 for a record, if computed yet."""
+        return self._index.get(id) if self._index is not None else None
+
+    def wait(self, timeout: float | None = 60) -> "Gallery":
+        """Block until the current page's thumbnails are ready (notebooks and tests)."""
+        self._thumbs.wait(timeout)
+        return self
+
+    def wait_predictions(self, timeout: float | None = 600) -> "Gallery":
+        self._predictions.wait(timeout)
+        return self
+
+    # -- state -----------------------------------------------------------------------------
+    def warn(self, text: str) -> None:
+        """Tell the user something went wrong (``message`` and a notification)."""
+        self._warn(text)
+
+    def _warn(self, text: str) -> None:
+        with param.edit_constant(self):
+            self.message = text
+        if pn.state.notifications is not None:
+            pn.state.notifications.warning(text, duration=6000)
+
+    def _label_of(self, record: ImageRecord) -> str | None:
+        if self.group_by == "label":
+            return record.label_name if record.label_name is not None else UNLABELLED
+        p = self.prediction(record.id)
+        return p.name if p is not None else None
+
+    @param.depends("dataset", "group_by", watch=True)
+    def _regroup(self) -> None:
+        counts: dict[str, int] = {}
+        for record in self.dataset:
+            name = self._label_of(record)
+            if name is not None:
+                counts[name] = counts.get(name, 0) + 1
+        with param.edit_constant(self):
+            self.labels = counts
+        if self.label not in (ALL, *counts):
+            self.label = ALL
+        self._filter()
+
+    @param.depends("label", "search", "sort_by", "show", "store", watch=True)
+    def _filter(self) -> None:
+        if self.label == ALL:
+            needle = self.search.strip().lower()
+            ids = [r.id for r in self.dataset
+                   if not needle or needle in (self._label_of(r) or "").lower() or needle in r.id.lower()]
+        else:
+            ids = [r.id for r in self.dataset if self._label_of(r) == self.label]
+        ids = self._by_store(ids)
+        with param.edit_constant(self):
+            self.param.update(records=ids, page_count=max(1, math.ceil(len(ids) / self.page_size)))
+        if self.page != 1:
+            self.page = 1
+        else:
+            self._render_page()
+
+    def _by_store(self, ids: list[str]) -> list[str]:
+        """``ids`` filtered and ordered by the store's summaries (``show``, ``sort_by``)."""
+        if self.store is None or (self.sort_by == "name" and self.show == "all"):
+            return ids
+        column, _, order = self.sort_by.partition("-")
+        model_id = self._index.classifier.model_id if self._index is not None else None
+        try:  # one query for the whole label: a few ms for thousands of stored images
+            rows = self.store.summaries(model_id, sort_by="image_id" if column == "name" else column,
+                                        descending=order != "asc")
+        except Exception as exc:  # browsing goes on in name order
+            self._warn(f"The store could not be read ({exc}); images are shown by name.")
+            return ids
+        summaries = {r.image_id: r for r in rows if r.image_id is not None}
+        if self.show != "all":
+            ids = [i for i in ids if i in summaries and summaries[i].correct is (self.show == "right")]
+        if column != "name":
+            rank = {r.image_id: k for k, r in enumerate(rows) if getattr(r, column) is not None}
+            ids = sorted(ids, key=lambda i: rank.get(i, len(rank)))  # stable: unscored ones keep their order, last
+        return ids
+
+    @param.depends("page", "page_size", "thumbnail_size", watch=True)
+    def _render_page(self) -> None:
+        with param.edit_constant(self):
+            self.page_count = max(1, math.ceil(len(self.records) / self.page_size))
+        if self.page > self.page_count:
+            self.page = self.page_count
+            return
+        start = (self.page - 1) * self.page_size
+        ids = self.records[start : start + self.page_size]
+        self._grid.size = self.thumbnail_size
+        self._thumbs.start(self._make_items, [self.dataset.get(i) for i in ids], self.thumbnail_size)
+
+    def _card(self, record: ImageRecord, src: str) -> dict:
+        p = self.prediction(record.id)
+        truth = record.label_name
+        if p is None:
+            badge, status = ("predicting…" if self.predict else ""), "pending"
+        elif record.label is None and truth is None:
+            badge, status = p.name, "unknown"
+        else:
+            match = (record.label == p.index) if record.label is not None else (truth == p.name)
+            badge, status = p.name, "match" if match else "mismatch"
+        caption = truth or record.path.name
+        tooltip = f"{record.id}\ntrue label: {truth or 'none'}"
+        if p is not None:
+            tooltip += f"\npredicted: {p.name} ({p.probability:.0%})"
+        return {"id": record.id, "src": src, "caption": caption, "badge": badge, "status": status, "tooltip": tooltip}
+
+    def _make_items(self, job: Job, records: list[ImageRecord], size: int) -> None:
+        store = _store(size)
+        sources = []
+        for record in records:
+            if job.cancelled:
+                return
+            sources.append((record, store.data_uri(record)))
+        # The badges are read when the page is updated, not now: the predictions' own update
+        # may be applied first, and cards made now would show 'predicting…' for good.
+        self._thumbs.publish(job, lambda: setattr(self._grid, "items", [self._card(r, src) for r, src in sources]))
+
+    def _refresh_badges(self) -> None:
+        items = [self._card(self.dataset.get(item["id"]), item["src"]) for item in self._grid.items]
+        if items != self._grid.items:  # only resend the page when a badge changed
+            self._grid.items = items
+
+    # -- background predictions ------------------------------------------------------------
+    def _predict_all(self, job: Job) -> None:
+        try:
+            classifier = load_model(self.model)
+        except Exception as exc:  # badges are optional: say why they are missing, keep browsing
+            self._predictions.publish(job, lambda: self._warn(f"No predictions: model {self.model!r} failed ({exc})"))
+            return
+        index = prediction_index(self.dataset, classifier)
+        self._index = index
+
+        def on_batch(done: int, total: int) -> None:
+            self._predictions.publish(job, self._predictions_changed)
+
+        start = (self.page - 1) * self.page_size
+        first = [self.dataset.get(i) for i in self.records[start : start + self.page_size]]
+        self._predictions.publish(job, self._predictions_changed)
+        index.compute(first, cancel=job.cancel, pause=wait_for_foreground_idle, on_batch=on_batch)
+        index.compute(None, cancel=job.cancel, pause=wait_for_foreground_idle, on_batch=on_batch)
+        self._predictions.publish(job, self._predictions_changed)
+
+    def _predictions_changed(self) -> None:
+        with param.edit_constant(self):
+            self.predicted = len(self._index) if self._index is not None else 0
+        if self.group_by == "prediction":
+            label, page = self.label, self.page
+            self._regroup()
+            if label in self.labels and label != self.label:
+                self.label = label
+                self.page = min(page, self.page_count)
+        self._refresh_badges()
+
+    @param.depends("model", "dataset", watch=True)
+    def _restart_predictions(self) -> None:
+        self._index = None
+        if self.predict:
+            self._predictions.start(self._predict_all, interactive=False)
+
+    def _on_click(self, event) -> None:
+        try:
+            self.select(event.new or self._grid.clicked)
+        except (KeyError, ValueError) as exc:
+            self._warn(str(exc))
+
+    # -- view ------------------------------------------------------------------------------
+    def _label_options(self, labels: dict, search: str, group_by: str, predicted: int) -> dict:
+        needle = search.strip().lower()
+        total = len(self.dataset)
+        options = {f"All images ({total})": ALL}
+        names = sorted(labels, key=lambda n: (n == UNLABELLED, n.lower()))
+        for name in names:
+            if not needle or needle in name.lower():
+                options[f"{name} ({labels[name]})"] = name
+        return options
+
+    @param.depends("group_by", "predicted")
+    def _progress_note(self):
+        if not self.predict or self._index is not None and self._index.complete:
+            return ""
+        total = len(self.dataset)
+        what = "Grouping by prediction" if self.group_by == "prediction" else "Predicting"
+        return f"{what}: {self.predicted} of {total} images done…"
+
+    @param.depends("page", "page_count", "records")
+    def _page_text(self):
+        return f"Page {self.page} of {self.page_count} · {len(self.records)} images"
+
+    def controls(self) -> pn.viewable.Viewable:
+        """Grouping, search and the label list (for a sidebar)."""
+        options = pn.bind(self._label_options, self.param.labels, self.param.search, self.param.group_by,
+                          self.param.predicted)
+        label_list = pn.widgets.Select(name="Labels", options=options, value=self.param.label, size=12,
+                                       sizing_mode="stretch_width")
+        label_list.param.watch(lambda e: self.show_label(e.new), "value")
+        return pn.Column(
+            pn.widgets.RadioButtonGroup.from_param(self.param.group_by, name="Browse by", button_type="primary",
+                                                   button_style="outline", sizing_mode="stretch_width"),
+            pn.widgets.TextInput.from_param(self.param.search, name="Search labels", placeholder="e.g. retriever",
+                                            sizing_mode="stretch_width"),
+            label_list,
+            *([pn.widgets.Select.from_param(self.param.sort_by, name="Sort by", sizing_mode="stretch_width"),
+               pn.widgets.Select.from_param(self.param.show, name="Show", sizing_mode="stretch_width")]
+              if self.store is not None else []),
+            pn.pane.Markdown(self._progress_note, styles={"color": "#6b7280", "font-size": "12px"}, margin=(0, 10)),
+            pn.pane.Alert(self.param.message, alert_type="warning", visible=self.param.message.rx().rx.pipe(bool),
+                          sizing_mode="stretch_width", css_classes=["xp-gallery-message"]),
+            sizing_mode="stretch_width",
+        )
+
+    def grid(self) -> pn.viewable.Viewable:
+        """The thumbnails with the page controls."""
+        previous = pn.widgets.Button(name="◀ Previous", button_type="light", width=110,
+                                     disabled=self.param.page.rx() <= 1)
+        following = pn.widgets.Button(name="Next ▶", button_type="light", width=110,
+                                      disabled=self.param.page.rx() >= self.param.page_count.rx())
+        previous.on_click(lambda _e: setattr(self, "page", max(1, self.page - 1)))
+        following.on_click(lambda _e: setattr(self, "page", min(self.page_count, self.page + 1)))
+        pager = pn.Row(previous, pn.pane.Markdown(self._page_text, margin=(8, 10)), following,
+                       align="center")
+        return pn.Column(self._grid, pager, sizing_mode="stretch_width")
+
+    def __panel__(self):
+        return pn.Column(self.controls(), self.grid(), sizing_mode="stretch_width")

@@ -1,0 +1,114 @@
+"""``xai_panel.explain``: the top-k picture of one image, every method on one engine."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+
+from ..methods.base import (DEFAULT_POOL_SIZE, Explainer, check_methods, default_methods, make_explainer,
+                            pool_size_of, run_order)
+from ..models.classifier import Classifier, top_k_of
+from .perturbation import PerturbationEngine, shared_pool as draw_pool
+from .results import Explanation, MethodCost, Segmentation
+from .segmentation import segment
+
+__all__ = ["explain", "DEFAULT_POOL_SIZE"]
+
+
+def _default_classifier() -> Classifier:
+    from ..models import load_classifier
+
+    return load_classifier()
+
+
+def explain(
+    image: np.ndarray,
+    classifier: Classifier | None = None,
+    methods: Iterable[str] | None = None,
+    *,
+    top_k: int = 5,
+    seed: int = 0,
+    segmentation: str = "quickshift",
+    segmentation_params: Mapping[str, object] | None = None,
+    fill: str = "mean",
+    segments: Segmentation | None = None,
+    settings: Mapping[str, Mapping | Explainer] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    cancel=None,
+    on_method: Callable[[Explanation], None] | None = None,
+    preview: int = 0,
+) -> Explanation:
+    """Explain the ``top_k`` classes of ``image`` with ``methods``, sharing model passes.
+
+    ``image`` is any HxWx3 uint8 RGB array; the classifier's own resize/crop gives the view
+    that is segmented and perturbed. One pool of uniform coalitions (lime's sampler, seeded
+    by ``seed``) feeds LIME, SHAP ('pool' estimator) and the Anchor search; the engine
+    memoises every coalition, so no coalition is ever evaluated twice; ``seed`` seeds the
+    sampling (the segmentation does not depend on it). ``settings`` maps a
+    method to its parameters (see ``LimeExplainer``, ``AnchorExplainer``, ``ShapExplainer``).
+    ``on_method`` receives the Explanation so far after each method (for progressive UIs);
+    ``cancel`` is a ``threading.Event`` checked between model batches. ``segments`` reuses a
+    segmentation of the view (e.g. across seeds) instead of computing one. ``preview`` > 0
+    (with ``on_method``): LIME is first fitted on the pool's first ``preview`` samples and
+    passed to ``on_method`` with ``preview=("lime",)``, then fitted on the whole pool (the
+    preview's passes are not repeated); the result does not depend on it.
+    ``methods`` defaults to ``xai_panel.methods.default_methods()``; any registered method
+    (``available_methods()``) may be named. Same inputs and seed, same result.
+    """
+    classifier = classifier or _default_classifier()
+    methods = run_order(default_methods() if methods is None else methods)
+    settings = dict(settings or {})
+    check_methods(settings)  # a typo in a method's name must not pass silently
+    explainers = {m: make_explainer(m, settings.get(m)) for m in methods}
+    for m in set(settings) - set(methods):  # checked too: a typo in a setting must not pass silently
+        make_explainer(m, settings[m])
+    if not 1 <= int(top_k) <= min(classifier.num_classes, 20):
+        raise ValueError(f"top_k must be between 1 and {min(classifier.num_classes, 20)}, got {top_k}")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    if not isinstance(preview, (int, np.integer)) or preview < 0:
+        raise ValueError(f"preview must be an integer >= 0, got {preview!r}")
+
+    t0 = time.perf_counter()
+    view = classifier.prepare(np.asarray(image))
+    if segments is None:
+        # The superpixels belong to the image and the segmentation settings, not to the
+        # sampling: quickshift's tie-breaking noise is seeded with 0 whatever ``seed`` is, so
+        # explanations with different seeds are comparable superpixel by superpixel.
+        segments = segment(view, segmentation, seed=0, **dict(segmentation_params or {}))
+    elif segments.labels.shape != view.shape[:2]:
+        raise ValueError(f"segments {segments.labels.shape} do not match the model's view {view.shape[:2]}")
+    engine = PerturbationEngine(view, segments, classifier, fill, progress=progress, cancel=cancel)
+    with engine.track("top-k") as box:
+        probs = engine.predict_full()
+    top = tuple(top_k_of(probs, classifier.class_names, int(top_k)))
+    labels = [c.index for c in top]
+    costs: dict[str, MethodCost] = {"top-k": replace(box["cost"], wall_seconds=time.perf_counter() - t0)}
+    result = Explanation(
+        image=view, model_id=classifier.model_id, top=top, segmentation=segments, costs=costs,
+        settings={"segmentation": segments.algorithm, "segmentation_params": dict(segments.params), "fill": fill,
+                  "top_k": int(top_k), **{m: e.settings() for m, e in explainers.items()}},
+        seed=int(seed),
+    )
+    if on_method is not None:
+        on_method(result)
+
+    pool = None
+    pool_size = pool_size_of(explainers)
+    for method, explainer in explainers.items():  # in run order: the pool's definer first
+        with engine.track(method) as box:
+            if pool is None and explainer.needs_pool():
+                if explainer.defines_pool and on_method is not None and 0 < preview < pool_size:
+                    first = draw_pool(engine, pool_size, seed, first=int(preview))
+                    early = explainer.compute(engine, labels, seed=seed, pool=first, top_k=int(top_k))
+                    on_method(replace(result.with_results(**{method: early}), preview=(method,)))
+                pool = draw_pool(engine, pool_size, seed)
+            output = explainer.compute(engine, labels, seed=seed, pool=pool, top_k=int(top_k))
+        costs[method] = box["cost"]
+        result = result.with_results(costs=costs, **{method: output})
+        if on_method is not None:
+            on_method(result)
+    return result

@@ -1,0 +1,231 @@
+"""Cache keys: what makes two explanations the same.
+
+A stored result is found again only by recomputing its key from the request, so the key
+holds everything that changes the result and nothing else:
+
+* the image, as ``xai_panel.data.image_hash`` of the **decoded** HxWx3 uint8 array
+  (not of the file bytes): a dashboard holding an uploaded array finds what a batch job
+  stored from the file, and re-saving a file with other metadata changes nothing;
+* the model id (it carries the weights' digest, e.g. ``efficientnet_lite0@579344248a93``);
+* the method and its settings with every default filled in (``make_explainer``), plus
+  the shared ones: segmentation algorithm and its resolved parameters, fill, top-k, seed
+  and the size of the shared coalition pool (LIME's ``num_samples`` when LIME is
+  requested, else ``DEFAULT_POOL_SIZE``: SHAP's 'pool' estimator and the Anchor search
+  draw from that pool, so their results depend on it);
+* the xai-panel version and the store schema version.
+
+Keys are SHA-256 of canonical JSON (sorted keys, no spaces, integral floats written as
+integers so ``threshold=1`` and ``threshold=1.0`` agree).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+__all__ = ["SCHEMA_VERSION", "ExplainRequest", "canonical_json", "digest", "package_version"]
+
+SCHEMA_VERSION = 1
+"""Version of the store's tables and payload format; part of every key."""
+
+
+def package_version() -> str:
+    """The installed xai-panel version (part of every key: a new release recomputes)."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("xai-panel")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        value = value.item()  # numpy scalars
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot key a non-finite number {value!r}")
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    raise TypeError(f"cannot put a {type(value).__name__} in a cache key: {value!r}")
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: sorted keys, compact separators, numbers by value."""
+    return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def digest(value: Any) -> str:
+    """SHA-256 hex of ``canonical_json(value)``."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """The arguments of one ``xai_panel.explain`` call, normalised for keying.
+
+    Build it with :meth:`create` (which fills defaults and checks settings) rather than the
+    constructor. ``model_id`` may be None while unknown (a Dask client learns it from the
+    first worker); keys need it, so use :meth:`with_model` first.
+    """
+
+    model_id: str | None
+    methods: tuple[str, ...]
+    top_k: int
+    seed: int
+    segmentation: str
+    segmentation_params: Mapping[str, Any]
+    fill: str
+    settings: Mapping[str, Mapping[str, Any]]  # method -> every parameter, defaults included
+    pool_size: int  # size of the shared coalition pool (see the module doc)
+    version: str = field(default_factory=package_version)
+    schema: int = SCHEMA_VERSION
+
+    @classmethod
+    def create(
+        cls,
+        model_id: str | None = None,
+        methods: Iterable[str] | None = None,
+        *,
+        top_k: int = 5,
+        seed: int = 0,
+        segmentation: str = "quickshift",
+        segmentation_params: Mapping[str, Any] | None = None,
+        fill: str = "mean",
+        settings: Mapping[str, Any] | None = None,
+        version: str | None = None,
+    ) -> "ExplainRequest":
+        """Same arguments as ``explain`` (minus image and classifier): checked and normalised."""
+        from ..methods.base import check_methods, default_methods, make_explainer, pool_size_of, run_order
+        from .segmentation import DEFAULTS
+
+        methods = run_order(default_methods() if methods is None else methods)  # explain's own order
+        if not methods:
+            raise ValueError("methods must name at least one method")
+        settings = dict(settings or {})
+        check_methods(settings)
+        if segmentation not in DEFAULTS:
+            raise ValueError(f"unknown segmentation {segmentation!r}; choose one of {', '.join(DEFAULTS)}")
+        seg_params = dict(segmentation_params or {})
+        if set(seg_params) - set(DEFAULTS[segmentation]):
+            raise ValueError(f"{segmentation} takes {sorted(DEFAULTS[segmentation])}, not {sorted(set(seg_params) - set(DEFAULTS[segmentation]))}")
+        explainers = {m: make_explainer(m, settings.get(m)) for m in methods}
+        normalised = {m: e.settings() for m, e in explainers.items()}
+        pool_size = pool_size_of(explainers)
+        return cls(
+            model_id=model_id,
+            methods=methods,
+            top_k=int(top_k),
+            seed=int(seed),
+            segmentation=segmentation,
+            segmentation_params={**DEFAULTS[segmentation], **seg_params},
+            fill=fill,
+            settings=normalised,
+            pool_size=pool_size,
+            version=version or package_version(),
+        )
+
+    def with_model(self, model_id: str) -> "ExplainRequest":
+        from dataclasses import replace
+
+        return replace(self, model_id=model_id)
+
+    def with_methods(self, methods: Iterable[str]) -> "ExplainRequest":
+        """The same request narrowed to some of its methods; keys and pool size unchanged."""
+        from dataclasses import replace
+
+        return replace(self, methods=tuple(m for m in self.methods if m in set(methods)))
+
+    # -- what to pass to explain -----------------------------------------------------
+    def explain_kwargs(self, methods: Iterable[str] | None = None) -> dict:
+        """Keyword arguments for ``xai_panel.explain`` that reproduce ``methods`` of this request.
+
+        The method that defines the shared pool is added whenever it is part of the request:
+        computing e.g. only SHAP without it would give a result that does not match its key.
+        """
+        from ..methods.base import method_class, run_order
+
+        wanted = set(self.methods if methods is None else methods)
+        if wanted:
+            wanted |= {m for m in self.settings if method_class(m).defines_pool}
+        chosen = run_order(m for m in self.settings if m in wanted)
+        return {
+            "methods": chosen,
+            "top_k": self.top_k,
+            "seed": self.seed,
+            "segmentation": self.segmentation,
+            "segmentation_params": dict(self.segmentation_params),
+            "fill": self.fill,
+            "settings": {m: dict(self.settings[m]) for m in chosen},
+        }
+
+    # -- keys --------------------------------------------------------------------------
+    def _require_model(self) -> str:
+        if not self.model_id:
+            raise ValueError("this request has no model_id yet; call with_model(classifier.model_id)")
+        return self.model_id
+
+    def base_config(self) -> dict:
+        """What the image view, the superpixels and the top-k depend on."""
+        return {"kind": "base", "model_id": self._require_model(), "segmentation": self.segmentation,
+                "segmentation_params": dict(self.segmentation_params), "seed": self.seed,
+                "top_k": self.top_k, "version": self.version, "schema": self.schema}
+
+    def method_config(self, method: str) -> dict:
+        """Everything besides the image that ``method``'s result depends on."""
+        if method not in self.settings:
+            raise ValueError(f"{method!r} is not part of this request ({', '.join(self.methods)})")
+        return {**self.base_config(), "kind": "result", "method": method, "fill": self.fill,
+                "pool_size": self.pool_size, "settings": dict(self.settings[method])}
+
+    def config_key(self, method: str) -> str:
+        """Key of ``method``'s configuration, the same for every image."""
+        return digest(self.method_config(method))
+
+    def result_key(self, image_hash: str, method: str) -> str:
+        """Key of one stored result row: this image, this method, these settings."""
+        return digest({"image": image_hash, **self.method_config(method)})
+
+    def base_key(self, image_hash: str) -> str:
+        return digest({"image": image_hash, **self.base_config()})
+
+    def explanation_settings(self, methods: Iterable[str]) -> dict:
+        """``Explanation.settings`` as ``explain`` writes it, for the given methods."""
+        return {"segmentation": self.segmentation, "segmentation_params": dict(self.segmentation_params),
+                "fill": self.fill, "top_k": self.top_k,
+                **{m: dict(self.settings[m]) for m in self.methods if m in set(methods)}}
+
+    def to_json(self) -> str:
+        return canonical_json({"model_id": self.model_id, "methods": list(self.methods), "top_k": self.top_k,
+                               "seed": self.seed, "segmentation": self.segmentation,
+                               "segmentation_params": dict(self.segmentation_params), "fill": self.fill,
+                               "settings": {m: dict(s) for m, s in self.settings.items()},
+                               "pool_size": self.pool_size,
+                               "version": self.version, "schema": self.schema})
+
+    @classmethod
+    def from_explanation(cls, explanation) -> "ExplainRequest":
+        """The request that produced ``explanation`` (its settings hold every input).
+
+        Partial explanations (``explain``'s ``on_method``) carry the settings of every
+        requested method from the start, so the pool size comes out right for them too.
+        """
+        s = dict(explanation.settings)
+        from ..methods.base import registry
+
+        requested = [m for m in registry() if m in s]
+        return cls.create(
+            explanation.model_id, requested, top_k=s["top_k"],
+            seed=explanation.seed, segmentation=s["segmentation"], segmentation_params=s.get("segmentation_params"),
+            fill=s["fill"], settings={m: s[m] for m in requested},
+        )

@@ -1,0 +1,272 @@
+"""One explanation service for the UI and batch: memory cache, store, per-method isolation.
+
+``ExplanationService.lookup`` finds an image's explanation for a request in the memory
+cache, then in the store; ``compute`` runs the methods still missing through
+``xai_panel.explain``, isolating each method's failure ("LIME failed; SHAP and Anchors
+shown"), merges them with what was stored, and keeps the result in the cache and the
+store. Both are keyed only by the request (``ExplainRequest``) and the image's hash. The
+gallery's session calls ``lookup`` in its fast lane and ``compute`` in its compute lane;
+``explain_cached`` and precompute call ``explain``, which is both.
+
+Results of custom explainer classes (a user's subclass of a registered method) are kept
+in memory under their own key and never written to or read from the store: a stored
+result must be reproducible from its key alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
+
+import numpy as np
+
+from .perturbation import Cancelled
+from .request import ExplainRequest, digest
+from .results import Explanation
+
+if TYPE_CHECKING:  # the store depends on the engine, not the other way round
+    from ..store.sqlite import ExplanationStore
+
+__all__ = ["ExplanationService", "MethodsFailed", "explain_cached", "merge_explanations"]
+
+_log = logging.getLogger(__name__)
+
+
+class MethodsFailed(RuntimeError):
+    """Every requested method failed; ``errors`` says why, per method."""
+
+    def __init__(self, errors: Mapping[str, str]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{m} failed: {why}" for m, why in self.errors.items()))
+
+
+def merge_explanations(fresh: Explanation, stored: Explanation | None, request: ExplainRequest) -> Explanation:
+    """``fresh`` plus the methods only ``stored`` has (same image, model and settings)."""
+    if stored is None:
+        return fresh
+    extra = [m for m in stored.results if m in stored.costs and m not in fresh.costs]
+    if not extra:
+        return fresh
+    costs = {**{m: stored.costs[m] for m in extra}, **fresh.costs}
+    merged = fresh.with_results(costs=costs, **{m: stored.results[m] for m in extra})
+    return replace(merged, settings=request.explanation_settings(costs))
+
+
+def _merge_runs(done: dict[str, Explanation], latest: Explanation | None) -> Explanation:
+    """One Explanation holding every finished method (results may come from several runs)."""
+    base = latest or next(iter(done.values()))
+    costs = dict(base.costs)
+    results = {}
+    for method, source in done.items():
+        results[method] = source.results[method]
+        if method in source.costs:
+            costs[method] = source.costs[method]
+    return replace(base.with_results(costs=costs, **results), preview=())
+
+
+def _custom_classes(explainers: Mapping | None) -> dict[str, str]:
+    from ..methods.base import method_class
+
+    return {m: f"{type(e).__module__}.{type(e).__qualname__}" for m, e in (explainers or {}).items()
+            if type(e) is not method_class(m)}
+
+
+class ExplanationService:
+    """The cached, stored, failure-isolated path from (image, request) to an Explanation.
+
+    ``cache`` has ``get(key)``/``put(key, explanation)`` (``MemoryCache``; None: none);
+    ``store`` is an ``ExplanationStore`` (None: memory only). A store that fails to read
+    or write is logged and the explanation is served anyway.
+    """
+
+    def __init__(self, cache=None, store: "ExplanationStore | None" = None):
+        self.cache = cache
+        self.store = store
+
+    # -- keys and lookups -------------------------------------------------------------------
+    @staticmethod
+    def key(image_hash: str, request: ExplainRequest, explainers: Mapping | None = None) -> str:
+        """The memory cache's key: the image, the whole request, and any custom classes."""
+        return digest({"image": image_hash, "request": request.to_json(), "classes": _custom_classes(explainers)})
+
+    def lookup(self, image_hash: str, request: ExplainRequest, explainers: Mapping | None = None,
+               *, partial: bool = False) -> Explanation | None:
+        """The explanation of every requested method, from the cache or else the store.
+
+        ``partial``: also return what the store has when some methods are missing.
+        """
+        key = self.key(image_hash, request, explainers)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
+        if self.store is None or _custom_classes(explainers):
+            return None
+        try:
+            stored = self.store.get(image_hash, request)
+        except Exception:  # a locked, damaged or vanished store: compute instead, and say why in the log
+            _log.exception("reading the explanation store failed")
+            return None
+        if stored is None:
+            return None
+        complete = set(request.methods) <= set(stored.costs)
+        if complete and self.cache is not None:
+            self.cache.put(key, stored)
+        return stored if complete or partial else None
+
+    def keep(self, result: Explanation, image_hash: str, request: ExplainRequest, explainers: Mapping | None = None,
+             *, methods: Iterable[str] | None = None, record=None) -> None:
+        """Write ``methods`` of ``result`` (default: all it has) to the store; failures are logged."""
+        if self.store is None or _custom_classes(explainers):
+            return
+        try:
+            self.store.put(result, image_hash, request=request, methods=methods, record=record)
+        except Exception:  # a full disk or a locked store loses the copy, not the result
+            _log.exception("writing to the explanation store failed")
+
+    # -- computing --------------------------------------------------------------------------
+    def compute(
+        self,
+        image: np.ndarray,
+        classifier,
+        request: ExplainRequest,
+        *,
+        image_hash: str,
+        explainers: Mapping | None = None,
+        stored: Explanation | None = None,
+        record=None,
+        write: str = "each",
+        progress: Callable[[str, int, int], None] | None = None,
+        cancel=None,
+        on_method: Callable[[Explanation], None] | None = None,
+        preview: int = 0,
+    ) -> Explanation:
+        """Run the requested methods ``stored`` lacks; every failure is isolated.
+
+        A failing method is reported in the result's ``errors`` and the others still run
+        (the pool's definer is run again with them, so their samples do not change).
+        ``on_method`` gets the growing result after each method (merged with ``stored``).
+        ``write="each"`` stores each method as it finishes (a cancelled run keeps what it
+        finished); ``"end"`` stores the whole result at the end, after the last
+        ``on_method``; ``"none"`` leaves it to the caller (``keep``), e.g. after the page
+        has the result. ``Cancelled`` propagates; when every method fails (and nothing was
+        stored) ``MethodsFailed`` says why, and a failure before any method ran (decoding,
+        the model) propagates as it is.
+        """
+        from ..methods.base import method_class
+        from .pipeline import explain
+
+        if write not in ("each", "end", "none"):
+            raise ValueError(f"write must be 'each', 'end' or 'none', got {write!r}")
+        missing = [m for m in request.methods if stored is None or m not in stored.costs]
+        explainers = dict(explainers or {})
+        kwargs = request.explain_kwargs(missing)
+        settings = {m: explainers.get(m, kwargs["settings"][m]) for m in kwargs["methods"]}
+        todo = list(kwargs["methods"])
+        done: dict[str, Explanation] = {}
+        errors: dict[str, str] = {}
+        written: set[str] = set()
+        reached = [False]  # the current run got past the top classes (failures before are not a method's)
+
+        def finished(partial: Explanation) -> None:
+            reached[0] = True
+            for m in partial.results:
+                if m in partial.costs and m not in done and m not in partial.preview:
+                    done[m] = partial
+            merged = replace(merge_explanations(_merge_runs(done, partial) if done else partial, stored, request),
+                             errors=dict(errors), preview=partial.preview)
+            if on_method is not None:
+                on_method(merged)
+            if write == "each" and not partial.preview:
+                new = [m for m in done if m in missing and m not in written]
+                if new:
+                    self.keep(merged, image_hash, request, explainers, methods=new, record=record)
+                    written.update(new)
+
+        while todo:
+            reached[0] = False
+            try:
+                explain(image, classifier, methods=todo, top_k=kwargs["top_k"], seed=kwargs["seed"],
+                        segmentation=kwargs["segmentation"], segmentation_params=kwargs["segmentation_params"],
+                        fill=kwargs["fill"], settings={m: settings[m] for m in todo}, progress=progress,
+                        cancel=cancel, on_method=finished, preview=int(preview))
+                break
+            except Cancelled:
+                raise
+            except Exception as exc:  # one method's failure must not take the others down
+                failed = next((m for m in todo if m not in done), None)
+                if failed is None or not reached[0]:  # not a method's failure (the image, the model)
+                    raise
+                errors[failed] = f"{type(exc).__name__}: {exc}"
+                _log.warning("%s failed: %s", failed, errors[failed])
+                todo = [m for m in todo if m not in done and m not in errors]
+                if todo:  # the pool's definer runs again with them: same seed, same pool
+                    todo = [*(m for m in done if method_class(m).defines_pool), *todo]
+        if not done:
+            if stored is not None:
+                return replace(stored, errors=dict(errors))
+            raise MethodsFailed(errors)
+        result = replace(merge_explanations(_merge_runs(done, None), stored, request), errors=dict(errors))
+        if not errors and self.cache is not None:
+            self.cache.put(self.key(image_hash, request, explainers), result)
+        if write == "end":
+            self.keep(result, image_hash, request, explainers,
+                      methods=[m for m in done if m in missing], record=record)
+        return result
+
+    def explain(self, image: np.ndarray, classifier, request: ExplainRequest, *, image_hash: str | None = None,
+                explainers: Mapping | None = None, record=None, progress=None, cancel=None,
+                on_method: Callable[[Explanation], None] | None = None, preview: int = 0) -> Explanation | None:
+        """``lookup``, then ``compute`` what is missing: stored methods first (``on_method``)."""
+        from ..data import image_hash as hash_of
+
+        key = image_hash or hash_of(np.asarray(image))
+        if request.model_id is None:
+            request = request.with_model(classifier.model_id)
+        stored = self.lookup(key, request, explainers, partial=True)
+        if stored is not None and on_method is not None:
+            on_method(stored)
+        if stored is not None and set(request.methods) <= set(stored.costs):
+            return stored
+        return self.compute(image, classifier, request, image_hash=key, explainers=explainers, stored=stored,
+                            record=record, progress=progress, cancel=cancel, on_method=on_method, preview=preview)
+
+
+def explain_cached(
+    image: np.ndarray,
+    store: "ExplanationStore",
+    classifier=None,
+    methods: Iterable[str] | None = None,
+    *,
+    image_hash: str | None = None,
+    record=None,
+    top_k: int = 5,
+    seed: int = 0,
+    segmentation: str = "quickshift",
+    segmentation_params: Mapping | None = None,
+    fill: str = "mean",
+    settings: Mapping | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    cancel=None,
+    on_method: Callable[[Explanation], None] | None = None,
+) -> Explanation:
+    """``xai_panel.explain`` through ``store``: same arguments, same result, computed once.
+
+    ``image`` is the decoded HxWx3 uint8 image (``load_image``); its hash is the key unless
+    ``image_hash`` is given. ``on_method`` first receives what is stored (if anything),
+    then the growing result as each missing method finishes; each of those is stored at
+    once (a cancelled run keeps the methods it finished). ``record`` fills the summary.
+    A method that fails is named in the result's ``errors``; the others are returned.
+    """
+    if classifier is None:
+        from ..models import load_classifier
+
+        classifier = load_classifier()
+    request = ExplainRequest.create(classifier.model_id, methods, top_k=top_k, seed=seed,
+                                    segmentation=segmentation, segmentation_params=segmentation_params,
+                                    fill=fill, settings=settings)
+    result = ExplanationService(store=store).explain(image, classifier, request, image_hash=image_hash,
+                                                     record=record, progress=progress, cancel=cancel,
+                                                     on_method=on_method)
+    return result

@@ -1,0 +1,256 @@
+"""Thumbnails and top-1 predictions of a dataset, made once and kept (NumPy/PIL only).
+
+A gallery page shows a few dozen images, but a folder may hold thousands of large photos:
+decoding them on every page turn would make browsing crawl. Thumbnails are rendered once
+per file version (path, size, mtime) into the user cache folder and held in memory;
+predictions are computed once per (dataset, model) in the background, saved beside them,
+and let the gallery mark each thumbnail and group a folder by predicted class.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..data import Dataset, ImageError, ImageRecord, load_image
+
+__all__ = ["cache_folder", "ThumbnailStore", "Prediction", "PredictionIndex", "prediction_index", "PLACEHOLDER"]
+
+PLACEHOLDER = (
+    "data:image/svg+xml;base64,"
+    + base64.b64encode(
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="128" height="128"><rect width="128" height="128" '
+        b'fill="#e5e7eb"/><text x="64" y="72" font-size="14" text-anchor="middle" fill="#6b7280" '
+        b'font-family="sans-serif">unreadable</text></svg>'
+    ).decode()
+)
+
+
+def cache_folder(*parts: str) -> Path:
+    """``$XAI_PANEL_CACHE`` or the user cache folder (platformdirs), created on demand."""
+    from ..config import config
+
+    root = config().cache_folder
+    folder = Path(root, *parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _file_version(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _square_thumbnail(image: Image.Image, size: int) -> bytes:
+    image = ImageOps.exif_transpose(image).convert("RGB")
+    thumb = ImageOps.fit(image, (size, size), Image.BILINEAR)
+    out = io.BytesIO()
+    thumb.save(out, format="JPEG", quality=82, optimize=True)
+    return out.getvalue()
+
+
+class ThumbnailStore:
+    """Square JPEG thumbnails (the centre, as the model sees it), rendered once per file version."""
+
+    def __init__(self, size: int = 128, folder: str | os.PathLike | None = None, max_memory: int = 20000):
+        if not 16 <= size <= 512:
+            raise ValueError(f"thumbnail size must be in [16, 512], got {size}")
+        self.size = size
+        self._folder = Path(folder) if folder is not None else None
+        self._memory: dict[str, str] = {}
+        self._max_memory = max_memory
+        self._lock = threading.Lock()
+
+    @property
+    def folder(self) -> Path:
+        if self._folder is None:
+            self._folder = cache_folder("thumbnails", str(self.size))
+        return self._folder
+
+    def _key(self, path: Path) -> str:
+        return hashlib.sha1(f"{_file_version(path)}|{self.size}".encode()).hexdigest()
+
+    def data_uri(self, record: ImageRecord, image: np.ndarray | None = None) -> str:
+        """The thumbnail as a ``data:`` URI (a grey placeholder if the file cannot be read)."""
+        try:
+            key = self._key(record.path)
+        except OSError:
+            return PLACEHOLDER
+        uri = self._memory.get(key)
+        if uri is not None:
+            return uri
+        file = self.folder / f"{key}.jpg"
+        try:
+            data = file.read_bytes()
+        except OSError:
+            data = self._render(record, image)
+            if data is None:
+                return PLACEHOLDER
+            tmp = file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, file)
+            except OSError:
+                pass  # a read-only cache only costs a re-render next time
+        uri = "data:image/jpeg;base64," + base64.b64encode(data).decode()
+        with self._lock:
+            if len(self._memory) >= self._max_memory:
+                self._memory.clear()
+            self._memory[key] = uri
+        return uri
+
+    def _render(self, record: ImageRecord, image: np.ndarray | None) -> bytes | None:
+        try:
+            if image is not None:
+                return _square_thumbnail(Image.fromarray(np.asarray(image, np.uint8)), self.size)
+            with Image.open(record.path) as im:
+                im.draft("RGB", (self.size * 2, self.size * 2))  # JPEG: decode at reduced scale
+                return _square_thumbnail(im, self.size)
+        except Exception:  # any unreadable file becomes the placeholder, never a crash
+            return None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's top-1 class for one image."""
+
+    index: int
+    name: str
+    probability: float
+
+
+class PredictionIndex:
+    """Top-1 predictions of every image of one dataset for one model, saved on disk.
+
+    ``compute`` works through the images not yet predicted, in batches, and may be paused
+    between batches (``pause``) so that interactive work goes first.
+    """
+
+    def __init__(self, dataset: Dataset, classifier, folder: str | os.PathLike | None = None):
+        self.dataset = dataset
+        self.classifier = classifier
+        ident = f"{dataset.root.resolve()}|{classifier.model_id}"
+        self._file = Path(folder or cache_folder("predictions")) / f"{hashlib.sha1(ident.encode()).hexdigest()}.json"
+        self._lock = threading.Lock()
+        self._compute_lock = threading.Lock()
+        self._predictions: dict[str, Prediction] = {}
+        self._versions: dict[str, str] = {}
+        self.failed: dict[str, str] = {}
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            saved = json.loads(self._file.read_text())
+        except (OSError, ValueError):
+            return
+        names = self.classifier.class_names
+        for record in self.dataset:
+            entry = saved.get(record.id)
+            if not entry:
+                continue
+            try:
+                version = _file_version(record.path)
+            except OSError:
+                continue
+            if entry[0] == version and 0 <= entry[1] < len(names):
+                self._predictions[record.id] = Prediction(int(entry[1]), names[entry[1]], float(entry[2]))
+                self._versions[record.id] = version
+
+    def _save(self) -> None:
+        with self._lock:
+            data = {i: [self._versions[i], p.index, p.probability] for i, p in self._predictions.items()}
+        tmp = self._file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self._file)
+        except OSError:
+            pass
+
+    def __len__(self) -> int:
+        return len(self._predictions)
+
+    @property
+    def complete(self) -> bool:
+        return len(self._predictions) + len(self.failed) >= len(self.dataset)
+
+    def get(self, id: str) -> Prediction | None:
+        return self._predictions.get(id)
+
+    def by_class(self) -> dict[str, list[str]]:
+        """Record ids per predicted class name, in dataset order."""
+        groups: dict[str, list[str]] = {}
+        for record in self.dataset:
+            p = self._predictions.get(record.id)
+            if p is not None:
+                groups.setdefault(p.name, []).append(record.id)
+        return groups
+
+    def compute(self, records: Iterable[ImageRecord] | None = None, *, batch_size: int = 16,
+                cancel: threading.Event | None = None, pause: Callable[[], None] | None = None,
+                on_batch: Callable[[int, int], None] | None = None,
+                on_image: Callable[[ImageRecord, np.ndarray], None] | None = None) -> int:
+        """Predict the given records (default: all) not predicted yet; returns how many were added."""
+        with self._compute_lock:
+            todo = [r for r in (records if records is not None else self.dataset)
+                    if r.id not in self._predictions and r.id not in self.failed]
+            added, last_save = 0, time.monotonic()
+            for start in range(0, len(todo), batch_size):
+                if pause is not None:
+                    pause()
+                if cancel is not None and cancel.is_set():
+                    break
+                views, kept = [], []
+                for record in todo[start : start + batch_size]:
+                    try:
+                        image = load_image(record.path)
+                        version = _file_version(record.path)
+                    except (ImageError, OSError) as exc:
+                        self.failed[record.id] = str(exc)
+                        continue
+                    if on_image is not None:
+                        on_image(record, image)
+                    views.append(self.classifier.prepare(image))
+                    kept.append((record, version))
+                if views:
+                    probs = self.classifier.predict_proba(np.stack(views))
+                    names = self.classifier.class_names
+                    with self._lock:
+                        for (record, version), p in zip(kept, probs):
+                            i = int(np.argmax(p))
+                            self._predictions[record.id] = Prediction(i, names[i], float(p[i]))
+                            self._versions[record.id] = version
+                    added += len(views)
+                if on_batch is not None:
+                    on_batch(len(self._predictions), len(self.dataset))
+                if time.monotonic() - last_save > 5:
+                    self._save()
+                    last_save = time.monotonic()
+            if added:
+                self._save()
+            return added
+
+
+_indexes: dict[tuple, PredictionIndex] = {}
+_indexes_lock = threading.Lock()
+
+
+def prediction_index(dataset: Dataset, classifier) -> PredictionIndex:
+    """The process-wide index for this dataset and model (shared by every session)."""
+    key = (str(dataset.root), len(dataset), dataset[0].id if len(dataset) else "", dataset[-1].id if len(dataset) else "",
+           classifier.model_id)
+    with _indexes_lock:
+        index = _indexes.get(key)
+        if index is None:
+            index = _indexes[key] = PredictionIndex(dataset, classifier)
+        return index

@@ -1,0 +1,421 @@
+"""Background jobs for the components: off the event loop, cancellable, document-safe.
+
+Explanations take seconds, so they run in a process-wide thread pool and never block
+another browser session. Each owner (a session, a stability pane...) holds a
+``JobRunner``: starting a job cancels the owner's previous one through the
+``threading.Event`` the engine checks between model batches, and results are published
+on the owner's Bokeh document with ``pn.state.execute`` (under the document lock), only
+while the job is still the current one, so a late result of an abandoned image can
+never overwrite the new one. Publications that arrive while the event loop is busy are
+applied together, so a loaded server never builds up a backlog of stale updates.
+
+Interactive explanations are admitted through a bounded ``ComputeQueue``
+(``$XAI_PANEL_MAX_QUEUE``, default 8, jobs waiting or running): when it is full ``start``
+raises ``ServerBusy`` at once, and the owner tells its user to try again, instead of the
+queue growing without limit behind a busy server. A job cancelled while it waits leaves
+the queue at once and its work never runs; a running one leaves when the engine stops at
+its next batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable
+
+import panel as pn
+from panel.io.document import hold
+from panel.io.state import set_curdoc
+from tornado.ioloop import IOLoop
+
+__all__ = ["ComputeQueue", "DaemonPool", "Job", "JobRunner", "MAX_QUEUE_ENV", "COMPUTE_THREADS_ENV", "ServerBusy",
+           "compute_queue", "executor", "compute_executor", "foreground", "wait_for_foreground_idle", "classifier"]
+
+MAX_QUEUE_ENV = "XAI_PANEL_MAX_QUEUE"
+_FLUSH_RETRY = 5.0  # seconds after which a pending flush that never ran is scheduled again
+COMPUTE_THREADS_ENV = "XAI_PANEL_COMPUTE_THREADS"
+DEFAULT_MAX_QUEUE = 8
+_log = logging.getLogger(__name__)
+
+
+class DaemonPool:
+    """A small thread pool whose threads never keep the process alive.
+
+    ``concurrent.futures.ThreadPoolExecutor`` joins its threads at exit, so a server asked
+    to stop would first finish every explanation still running; these threads are daemons.
+    """
+
+    def __init__(self, workers: int = 4, name: str = "xai-panel"):
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        for i in range(workers):
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
+
+    def submit(self, fn: Callable, *args, **kwargs) -> Future:
+        future: Future = Future()
+        self._tasks.put((future, fn, args, kwargs))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn, args, kwargs = self._tasks.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+_executor: DaemonPool | None = None
+_executor_lock = threading.Lock()
+
+
+def executor() -> DaemonPool:
+    """The process-wide pool for short work: decoding, top classes, cache lookups, thumbnails."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = DaemonPool(workers=4)
+        return _executor
+
+
+_compute_executor: DaemonPool | None = None
+
+
+def compute_threads() -> int:
+    """``$XAI_PANEL_COMPUTE_THREADS``, default one per two cores (at least one).
+
+    Each explanation already keeps every core busy (the model runs multi-threaded), and the
+    Python parts of several explanations at once would take the interpreter lock from the
+    event loop that serves every page: more threads than this only make each one slower.
+    """
+    from ..config import config
+
+    return config().threads
+
+
+def compute_executor() -> DaemonPool:
+    """The process-wide pool explanations run in (``compute_threads()`` threads)."""
+    global _compute_executor
+    with _executor_lock:
+        if _compute_executor is None:
+            _compute_executor = DaemonPool(workers=compute_threads(), name="xai-panel-compute")
+        return _compute_executor
+
+
+class ServerBusy(RuntimeError):
+    """The compute queue is full: the job was refused, nothing was started."""
+
+
+class ComputeQueue:
+    """Admission to the pool: at most ``limit`` live jobs waiting or running.
+
+    Only jobs that are not cancelled count towards the limit, so a session that moves on
+    to another image is not refused because its own abandoned job has not reached the
+    engine's next cancellation check yet (those are at most one per pool thread).
+    """
+
+    def __init__(self, limit: int = DEFAULT_MAX_QUEUE):
+        if int(limit) < 1:
+            raise ValueError(f"the queue limit must be >= 1, got {limit}")
+        self.limit = int(limit)
+        self._jobs: set[Job] = set()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """Jobs holding a slot (cancelled ones that are still running included)."""
+        with self._lock:
+            return len(self._jobs)
+
+    @property
+    def live(self) -> int:
+        """Jobs holding a slot that are not cancelled (what the limit applies to)."""
+        with self._lock:
+            return sum(not job.cancelled for job in self._jobs)
+
+    def admit(self, job: "Job") -> None:
+        """Give ``job`` a slot or raise ``ServerBusy``."""
+        with self._lock:
+            live = sum(not j.cancelled for j in self._jobs)
+            if live >= self.limit:
+                raise ServerBusy(f"The server is busy ({live} explanations are waiting or running); "
+                                 "try again in a moment.")
+            self._jobs.add(job)
+
+    def release(self, job: "Job") -> None:
+        with self._lock:
+            self._jobs.discard(job)
+
+
+def _configured_limit() -> int:
+    from ..config import config
+
+    return config().max_queue
+
+
+_compute_queue: ComputeQueue | None = None
+
+
+def compute_queue() -> ComputeQueue:
+    """The process-wide queue interactive explanations are admitted through."""
+    global _compute_queue
+    with _executor_lock:
+        if _compute_queue is None:
+            _compute_queue = ComputeQueue(_configured_limit())
+        return _compute_queue
+
+
+_model_lock = threading.Lock()
+
+
+def classifier(name: str):
+    """``load_classifier(name)``, one load at a time: each model is built once per process.
+
+    Two sessions (or a session and the gallery's predictions) asking for the same model at
+    the same moment would otherwise both build it, and the ONNX export is not thread-safe.
+    """
+    from ..models import load_classifier
+
+    with _model_lock:
+        return load_classifier(name)
+
+
+class _Foreground:
+    """Counts interactive jobs; background work (gallery predictions) yields to them."""
+
+    def __init__(self):
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self):
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc):
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    @property
+    def busy(self) -> bool:
+        return self._count > 0
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout)
+
+
+foreground = _Foreground()
+
+
+def wait_for_foreground_idle() -> None:
+    """Block (a background thread) until no interactive job is running."""
+    foreground.wait_idle()
+
+
+class Job:
+    """One unit of background work; ``cancel`` is the Event handed to the engine."""
+
+    def __init__(self, name: str, doc, loop=None):
+        self.name = name
+        self.doc = doc
+        self.loop = loop
+        self.cancel = threading.Event()
+        self.started = time.perf_counter()
+        self.future: Future | None = None
+        self.error: BaseException | None = None
+        self.ran = False  # whether the work was started (a job cancelled while queued never runs)
+        self._call: tuple | None = None  # (work, args, kwargs), dropped with the job so queued entries stay small
+        self._queue: ComputeQueue | None = None
+        self._state = "queued"  # queued -> running -> finished, or queued -> dropped
+        self._state_lock = threading.Lock()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def _begin(self) -> tuple | None:
+        """In the pool thread: the work to run, or None if the job was cancelled while queued."""
+        with self._state_lock:
+            if self._state != "queued":
+                return None
+            if self.cancelled:
+                self._drop()
+                return None
+            self._state = "running"
+            self.ran = True
+            return self._call
+
+    def _finish(self) -> None:
+        with self._state_lock:
+            self._state = "finished"
+            self._call = None
+            self._leave_queue()
+
+    def _drop_if_queued(self) -> None:
+        """After ``cancel`` is set: a job still waiting gives its slot back now."""
+        with self._state_lock:
+            if self._state == "queued":
+                self._drop()
+
+    def _drop(self) -> None:
+        self._state = "dropped"
+        self._call = None  # the image and settings need not wait in the pool's queue
+        self._leave_queue()
+
+    def _leave_queue(self) -> None:
+        if self._queue is not None:
+            self._queue.release(self)
+            self._queue = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+class JobRunner:
+    """At most one live job per owner: a new ``start`` cancels the previous job.
+
+    With a ``queue`` (a ``ComputeQueue``), ``start`` raises ``ServerBusy`` when the queue is
+    full; the previous job is cancelled either way, since the owner has moved on.
+    """
+
+    def __init__(self, name: str = "job", queue: ComputeQueue | None = None, pool: Callable[[], DaemonPool] = executor):
+        self.name = name
+        self.queue = queue
+        self.pool = pool
+        self._job: Job | None = None
+        self._lock = threading.Lock()
+        self._pending: dict[int, list[tuple[Job, Callable[[], None]]]] = {}  # per document: publications to apply
+        self._scheduled: dict[int, float] = {}  # per document: when the pending flush was scheduled
+        self._doc = pn.state.curdoc
+        self._loop = IOLoop.current(instance=False)
+
+    @property
+    def job(self) -> Job | None:
+        return self._job
+
+    def is_current(self, job: Job) -> bool:
+        return job is self._job and not job.cancelled
+
+    def start(self, work: Callable[..., Any], *args, interactive: bool = True, **kwargs) -> Job:
+        """Run ``work(job, *args, **kwargs)`` in the pool after cancelling the previous job.
+
+        Raises ``ServerBusy`` (and starts nothing) when the runner's queue is full.
+        """
+        doc = pn.state.curdoc or self._doc
+        job = Job(self.name, doc, IOLoop.current(instance=False) or self._loop)
+        job._call = (work, args, kwargs)
+        with self._lock:
+            previous, self._job = self._job, None
+        if previous is not None:
+            self._stop(previous)
+        if self.queue is not None:
+            self.queue.admit(job)
+            job._queue = self.queue
+        with self._lock:
+            superseded, self._job = self._job, job
+        if superseded is not None:  # another thread started a job meanwhile: the later call wins
+            self._stop(superseded)
+        job.future = self.pool().submit(self._run, job, interactive)
+        return job
+
+    @staticmethod
+    def _stop(job: Job) -> None:
+        job.cancel.set()
+        job._drop_if_queued()
+
+    @staticmethod
+    def _run(job: Job, interactive: bool) -> None:
+        call = job._begin()
+        if call is None:
+            return
+        work, args, kwargs = call
+        try:
+            if interactive:
+                with foreground:
+                    work(job, *args, **kwargs)
+            else:
+                work(job, *args, **kwargs)
+        except BaseException as exc:  # kept on the job; the work reports errors itself
+            job.error = exc
+        finally:
+            job._finish()
+
+    def cancel(self) -> None:
+        with self._lock:
+            job, self._job = self._job, None
+        if job is not None:
+            self._stop(job)
+
+    def publish(self, job: Job, callback: Callable[[], None]) -> None:
+        """Apply ``callback`` (which updates parameters) on the job's document, if still current.
+
+        On a server, publications wait in the runner and the event loop applies all that
+        have arrived in one go, under one ``hold``: a busy loop then falls behind by one
+        update per runner, not by every progress update the jobs sent meanwhile (each
+        ``hold`` ends in a recomputation of the whole document's model graph).
+        """
+        if not self.is_current(job):
+            return
+        doc = job.doc
+        if doc is None or getattr(doc, "session_context", None) is None:
+            with hold(doc):
+                callback()
+            return
+        now = time.monotonic()
+        with self._lock:
+            waiting = self._pending.setdefault(id(doc), [])
+            waiting.append((job, callback))
+            # A flush is on its way: do not queue another, unless it has been waiting for
+            # long (a scheduled callback can be lost, e.g. with the page's load, and then
+            # every later update of this runner would wait behind it for ever).
+            if len(waiting) > 1 and now - self._scheduled.get(id(doc), now) < _FLUSH_RETRY:
+                return
+            self._scheduled[id(doc)] = now
+
+        def flush():
+            with self._lock:
+                waiting = self._pending.pop(id(doc), [])
+                self._scheduled.pop(id(doc), None)
+            todo = [fn for owner, fn in waiting if self.is_current(owner)]
+            if not todo:
+                return
+            # One message for the whole update. Not frozen: a frozen document recomputes its
+            # model graph (tens of ms on this page) when it thaws, even when, as for the
+            # panes' string and option changes, no model was added or removed.
+            with hold(doc):
+                for fn in todo:
+                    try:
+                        fn()
+                    except Exception:  # logged, never raised: the others still apply, and an
+                        # exception out of a page's load callbacks stops Panel from running
+                        # the rest and from marking the page loaded
+                        _log.exception("applying a %s update failed", self.name)
+
+        def schedule():
+            with set_curdoc(doc):
+                if pn.state.loaded:
+                    pn.state.execute(flush, schedule=True)
+                else:
+                    # Changes made between the page's render and the browser's connection
+                    # are not sent (e.g. the first page of thumbnails would never show):
+                    # apply them once the page has loaded.
+                    pn.state.onload(flush)
+
+        if job.loop is not None:
+            # Hand over to the event loop first (tornado's add_callback is thread-safe) and
+            # schedule the document callback from there: adding it from this thread could
+            # race with the loop dispatching the document's held events, and be lost.
+            job.loop.add_callback(schedule)
+        else:
+            schedule()
+
+    def wait(self, timeout: float | None = 60) -> None:
+        """Block until the current job has finished (for tests, notebooks and scripts)."""
+        job = self._job
+        if job is not None and job.future is not None:
+            job.future.result(timeout=timeout)
