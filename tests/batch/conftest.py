@@ -25,7 +25,7 @@ def start_cluster(workers: int, worker_cache, **kwargs):
     import distributed
 
     return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                    dashboard_address=None, worker_dashboard_address=None, silence_logs=logging.ERROR,
+                                    dashboard_address=None, silence_logs=logging.ERROR,
                                     env={"XAI_PANEL_CACHE": str(worker_cache)}, **kwargs)
 
 

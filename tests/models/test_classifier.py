@@ -263,7 +263,8 @@ def test_a_damaged_cached_onnx_export_is_exported_again(tmp_path, monkeypatch, d
     damage(cached) if damage is _truncate else damage(cached, _Tiny())
     assert cached.read_bytes() != good
 
-    with pytest.warns(UserWarning, match=rf"cached ONNX export {re.escape(str(cached))} is unusable .*exporting it again"):
+    damaged = rf"cached ONNX export {re.escape(str(cached))} is unusable .*exporting it again"
+    with pytest.warns(UserWarning, match=damaged):
         again = load_classifier(_Tiny(), class_names=names, backend="onnxruntime")
     assert again.backend == "onnxruntime"
     assert _onnx_files(tmp_path / "cache") == [cached] and cached.stat().st_size == len(good)
