@@ -38,7 +38,7 @@ def _fetch(args) -> int:
     from .data import fetch_imagenette
 
     try:
-        root = fetch_imagenette(size=args.size, dest=args.dest)
+        root = fetch_imagenette(size=args.size, dest=args.dest, url=args.url)
     except Exception as exc:  # network, integrity or extraction problems: say what happened
         print(f"error: could not fetch Imagenette: {exc}", file=sys.stderr)
         return 1
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", choices=["imagenette"])
     p.add_argument("--size", type=int, default=160, choices=[160, 320])
     p.add_argument("--dest", type=Path, default=None)
+    p.add_argument("--url", default=None, help="download from this address instead of fast.ai's (a mirror)")
     p.set_defaults(func=_fetch)
 
     p = sub.add_parser("methods", help="list the registered explanation methods")

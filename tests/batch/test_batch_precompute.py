@@ -46,6 +46,34 @@ def test_precompute_stores_every_image_and_resumes(tmp_path, images):
     assert other.done == 1 and store.count() == 4
 
 
+def test_a_rewritten_file_is_explained_again_not_served_from_the_memo(tmp_path, images, classifier):
+    from PIL import Image
+
+    store = ExplanationStore(tmp_path / "s.sqlite")
+    first = precompute(tmp_path / "images", store=store, progress=False, **FAST)
+    assert first.done == 3
+    target = images[0]
+    old_hash = image_hash(load_image(target))
+    assert store.file_hashes([target]) == {str(target): old_hash}
+    # Another photo, mirrored, under the same name: new content, size and mtime.
+    Image.fromarray(load_image(images[1])[:, ::-1]).save(target, "JPEG", quality=90)
+    new_image = load_image(target)
+    new_hash = image_hash(new_image)
+    assert new_hash != old_hash
+
+    events = []
+    again = precompute(tmp_path / "images", store=store, progress=events.append, **FAST)
+    assert (again.done, again.skipped, again.failed) == (1, 2, [])
+    assert [(e.image_id, e.image_hash) for e in events if e.status == "done"] == [(target.name, new_hash)]
+    assert store.file_hashes([target]) == {str(target): new_hash}
+    request = ExplainRequest.create(again.model_id, **FAST)
+    got = store.get(new_hash, request)
+    assert [c.index for c in got.top] == [c.index for c in classifier.top_k(new_image, 5)]
+    assert store.get(old_hash, request) is not None and store.count() == 4  # the old image's rows stay
+    summary = {s.image_hash: s.image_id for s in store.summaries()}
+    assert summary[new_hash] == target.name
+
+
 def test_bad_images_are_reported_and_the_rest_is_done(tmp_path, images):
     _bad_images(tmp_path / "images")
     store = ExplanationStore(tmp_path / "s.sqlite")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -163,3 +166,36 @@ def test_http_error_is_reported(server, tmp_path):
 def test_only_published_sizes():
     with pytest.raises(ValueError, match="sizes 160 and 320, not 224"):
         fetch_imagenette(224)
+
+
+def _fetch_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xai_panel", "fetch", "imagenette", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "NO_COLOR": "1"})
+
+
+def test_cli_fetch_downloads_extracts_and_prints_the_root(server, tmp_path):
+    url = server.serve("/mirror/imagenette2-160.tgz", _imagenette_tgz())
+    dest = tmp_path / "dest"
+    result = _fetch_cli("--size", "160", "--dest", dest, "--url", url)
+    assert result.returncode == 0, result.stderr
+    root = dest / "imagenette2-160"
+    assert result.stdout == f"{root}\n"  # the root alone on stdout, for scripts
+    assert sorted(p.name for p in dest.iterdir()) == ["imagenette2-160"]
+    dataset = open_dataset(root)
+    assert dataset.labels() == {"tench": 1, "chain saw": 2}
+    assert dataset.get("train/n01440764/n01440764_1.JPEG").load()[4, 4].tolist() == pytest.approx([200, 0, 0], abs=8)
+    # Run again: the extracted folder is returned without a download.
+    again = _fetch_cli("--size", "160", "--dest", dest, "--url", url)
+    assert (again.returncode, again.stdout) == (0, f"{root}\n")
+    assert server.requests == ["/mirror/imagenette2-160.tgz"]
+
+
+def test_cli_fetch_failure_exits_1_with_the_reason_and_keeps_nothing(server, tmp_path):
+    url = f"http://127.0.0.1:{server.server_address[1]}/missing.tgz"
+    result = _fetch_cli("--dest", tmp_path / "dest", "--url", url)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: could not fetch Imagenette: Could not download {url}: the server answered 404 Not Found.")
+    assert "Traceback" not in result.stderr
+    assert list((tmp_path / "dest").iterdir()) == []

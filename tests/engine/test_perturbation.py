@@ -42,6 +42,34 @@ def test_mean_fill_truncates_like_lime_and_alibi(view):
     assert np.all(filled[region] == filled[region][0])
 
 
+def _independent_blur(image, sigma):
+    """scipy's Gaussian with OpenCV's extent (3 sigma) and border (reflect: fedcba|abcdef)."""
+    from scipy import ndimage
+
+    channels = [ndimage.gaussian_filter(image[..., c].astype(np.float64), sigma, mode="reflect", truncate=3.0)
+                for c in range(3)]
+    return np.round(np.stack(channels, axis=-1))
+
+
+def test_blur_fill_hides_superpixels_behind_a_gaussian_blur(view, classifier):
+    seg = segment(view, "grid", rows=3, cols=3)
+    expected = _independent_blur(view, 10.0)  # fill_image's default blur_sigma
+    blurred = fill_image(view, seg.labels, "blur")
+    assert blurred.shape == view.shape and blurred.dtype == np.uint8
+    assert np.abs(blurred - expected).max() <= 1  # OpenCV rounds its fixed-point sums
+    assert np.abs(view - expected).mean() > 5  # a blur, not the photo itself
+    engine = PerturbationEngine(view, seg, classifier, "blur")
+    coalitions = np.zeros((2, 9), bool)
+    coalitions[0, [0, 4]] = True
+    images = engine.render(coalitions)
+    kept = np.isin(seg.labels, [0, 4])
+    assert np.array_equal(images[0][kept], view[kept])
+    assert np.abs(images[0][~kept] - expected[~kept]).max() <= 1
+    assert np.array_equal(images[1], blurred)  # nothing kept: the blurred photo throughout
+    # The model sees exactly these images.
+    np.testing.assert_array_equal(engine.render_normalised(coalitions), classifier.preprocessing.normalise(images))
+
+
 def test_render_keeps_and_hides_the_right_superpixels(view, classifier):
     seg = segment(view, "grid", rows=3, cols=3)
     engine = PerturbationEngine(view, seg, classifier, "constant", fill_color=(1, 2, 3))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import subprocess
 import sys
 import warnings
@@ -231,3 +232,63 @@ def test_device_auto_resolves_to_an_available_device():
 
 def test_named_models_load_once_per_process(classifier):
     assert load_classifier() is classifier
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _negate_fc_weights(path, module):
+    """Bit-level damage that still loads: the fc weights' bytes replaced by their negation."""
+    weights = module.fc.weight.detach().numpy()
+    data = path.read_bytes()
+    at = data.find(weights.tobytes())
+    assert at >= 0 and data.count(weights.tobytes()) == 1
+    path.write_bytes(data[:at] + (-weights).tobytes() + data[at + weights.nbytes:])
+
+
+def _onnx_files(cache):
+    return sorted((cache / "onnx").glob("*.onnx"))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _negate_fc_weights], ids=["truncated", "weights-changed"])
+def test_a_damaged_cached_onnx_export_is_exported_again(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("XAI_PANEL_CACHE", str(tmp_path / "cache"))
+    names = list("abcd")
+    first = load_classifier(_Tiny(), class_names=names, backend="onnxruntime")
+    (cached,) = _onnx_files(tmp_path / "cache")
+    assert first.backend == "onnxruntime" and first._runner.path == cached
+    good = cached.read_bytes()
+    damage(cached) if damage is _truncate else damage(cached, _Tiny())
+    assert cached.read_bytes() != good
+
+    damaged = rf"cached ONNX export {re.escape(str(cached))} is unusable .*exporting it again"
+    with pytest.warns(UserWarning, match=damaged):
+        again = load_classifier(_Tiny(), class_names=names, backend="onnxruntime")
+    assert again.backend == "onnxruntime"
+    assert _onnx_files(tmp_path / "cache") == [cached] and cached.stat().st_size == len(good)
+    x = np.random.default_rng(2).integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
+    reference = load_classifier(_Tiny(), class_names=names, backend="torch")
+    np.testing.assert_allclose(again.predict_proba(x), reference.predict_proba(x), atol=1e-5)
+    # Repaired for good: the next load uses the file without a word.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_classifier(_Tiny(), class_names=names, backend="onnxruntime").backend == "onnxruntime"
+
+
+@pytest.mark.slow
+def test_a_truncated_cached_export_of_the_embedded_model_is_repaired(tmp_path, monkeypatch, classifier, chelsea):
+    monkeypatch.setenv("XAI_PANEL_CACHE", str(tmp_path / "cache"))
+    fresh = load_classifier(cache=False)
+    (cached,) = _onnx_files(tmp_path / "cache")
+    _truncate(cached)
+    with pytest.warns(UserWarning, match="is unusable .*exporting it again"):
+        repaired = load_classifier(cache=False)
+    assert repaired.backend == "onnxruntime" and repaired.model_id == fresh.model_id
+    torch_clf = load_classifier(backend="torch")
+    from skimage import data
+
+    images = [chelsea, data.coffee()]
+    np.testing.assert_allclose(repaired.predict_proba(images), torch_clf.predict_proba(images), atol=1e-4)
+    assert repaired.top_k(chelsea, 1)[0].index == classifier.top_k(chelsea, 1)[0].index

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import replace
 
@@ -293,3 +294,41 @@ def test_the_default_location_follows_the_environment(tmp_path, monkeypatch):
         ExplanationStore(tmp_path)
     with pytest.raises(StoreError, match="no store at"):
         ExplanationStore(tmp_path / "absent.sqlite", create=False)
+
+
+def test_the_file_hash_memo_forgets_a_file_once_it_is_rewritten(store, tmp_path, photos):
+    from xai_panel.data import image_hash, load_image
+
+    (_, cat, _), (_, other, _) = photos[:2]
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(cat).save(a)
+    Image.fromarray(other).save(b)
+    ha, hb = image_hash(load_image(a)), image_hash(load_image(b))
+    store.remember_file_hashes({str(a): ha, str(b): hb})
+    assert store.file_hashes([a, b]) == {str(a): ha, str(b): hb}
+    # The same file named another way finds the same entry, under the name asked for.
+    indirect = tmp_path / "sub" / ".." / "a.png"
+    (tmp_path / "sub").mkdir()
+    assert store.file_hashes([indirect]) == {str(indirect): ha}
+
+    # New content of another size: forgotten.
+    Image.fromarray(other[::2, ::2]).save(a)
+    assert store.file_hashes([a, b]) == {str(b): hb}
+    # Same size, new bytes and a new mtime (an edit in place): forgotten too.
+    before = os.stat(b)
+    data = bytearray(b.read_bytes())
+    data[-20] ^= 0xFF
+    b.write_bytes(bytes(data))
+    os.utime(b, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    assert os.stat(b).st_size == before.st_size
+    assert store.file_hashes([a, b]) == {}
+    # A file gone is simply unknown.
+    b.unlink()
+    assert store.file_hashes([b]) == {}
+
+    # Remembering the new hash replaces the old entry (one per file).
+    new = image_hash(load_image(a))
+    assert new != ha
+    store.remember_file_hashes({str(a): new})
+    assert store.file_hashes([a]) == {str(a): new}
+    assert store.info()["files"] == 2

@@ -76,17 +76,27 @@ def build_onnx_runner(module: torch.nn.Module, model_id: str, size: int, probe: 
         return None
     path = onnx_cache_dir() / (re.sub(r"[^A-Za-z0-9_.-]", "_", model_id) + f"-{size}.onnx")
     try:
-        if not path.exists():
-            _export(module, path, size)
-        runner = OnnxRunner(path, threads=threads)
-        with torch.inference_mode():
-            expected = module.eval().cpu()(torch.from_numpy(probe)).float().numpy()
-        got = runner(probe)
-        diff = float(np.max(np.abs(got - expected)))
-        if not np.isfinite(diff) or diff > VERIFY_TOLERANCE * max(1.0, float(np.abs(expected).max())):
-            path.unlink(missing_ok=True)
-            raise RuntimeError(f"ONNX outputs differ from torch by {diff:.3g}")
-        return runner
+        if path.exists():  # exported by an earlier run; a damaged file is exported again, not kept
+            try:
+                return _verified_runner(module, path, size, probe, threads)
+            except Exception as exc:
+                path.unlink(missing_ok=True)
+                warnings.warn(f"cached ONNX export {path} is unusable ({exc}); exporting it again", stacklevel=3)
+        return _verified_runner(module, path, size, probe, threads)
     except Exception as exc:  # any export/runtime failure: fall back, loudly
         warnings.warn(f"ONNX Runtime backend unavailable for {model_id!r} ({exc}); using torch", stacklevel=3)
         return None
+
+
+def _verified_runner(module: torch.nn.Module, path: Path, size: int, probe: np.ndarray, threads: int | None):
+    if not path.exists():
+        _export(module, path, size)
+    runner = OnnxRunner(path, threads=threads)
+    with torch.inference_mode():
+        expected = module.eval().cpu()(torch.from_numpy(probe)).float().numpy()
+    got = runner(probe)
+    diff = float(np.max(np.abs(got - expected)))
+    if not np.isfinite(diff) or diff > VERIFY_TOLERANCE * max(1.0, float(np.abs(expected).max())):
+        path.unlink(missing_ok=True)
+        raise RuntimeError(f"ONNX outputs differ from torch by {diff:.3g}")
+    return runner
