@@ -1,22 +1,29 @@
-"""The classic LIME -> Anchors -> SHAP sequence against ``xai_panel.explain``, same images.
+"""The classic LIME -> Anchors -> SHAP sequence against ``xai_panel.explain``, same photos, same settings.
 
     python benchmarks/bench_explain.py [--images 3] [--seeds 3] [--skip-classic] [--quick] [--profile]
 
-Pipelines, on each image's 224x224 view (``clf.prepare``), EfficientNet-Lite0:
+Pipelines, each in a fresh Python process of its own (its imports, model load and first call
+are counted, and printed apart), on the full-size photos (each pipeline resizes with the
+classifier's own ``prepare``, timed), EfficientNet-Lite0, one set of settings for both sides
+(``Budgets``; where the libraries' defaults differ, ours' is given to both and printed):
 
 * classic: what users do today (PERFORMANCE.md), torch eager, one library after another:
-  lime ``explain_instance`` (its defaults: quickshift, 1000 samples, batch 10, top 5 labels),
-  alibi ``AnchorImage`` (slic with alibi's default kwargs, top class only), shap Partition
-  explainer with a ``blur(128,128)`` Image masker (500 evaluations, batch 10, top 5 outputs).
-* ours-ort: ``xai_panel.explain(view, load_classifier(), top_k=5, seed=s)``, default settings
-  (ONNX Runtime; LIME pool of 1000 shared by all methods; anchors for all 5 classes).
-* ours-torch: the same on the torch backend (same model as classic): the engine's gain alone.
+  ``clf.prepare(photo)``, lime ``explain_instance`` (quickshift, 1000 samples, batch 10, top 5
+  labels), alibi ``AnchorImage`` (slic with alibi's default kwargs, top class only; coverage
+  from 2000 samples as ours, not alibi's default 10000), shap Partition explainer with a
+  ``blur(128,128)`` Image masker (500 evaluations, batch 10, top 5 outputs).
+* ours-torch: ``xai_panel.explain(photo, load_classifier(backend="torch"), top_k=5, seed=s)``:
+  the same runtime as classic, so classic / ours-torch is the engine's gain alone.
+* ours-ort: the same on ONNX Runtime (``load_classifier()``): ours-torch / ours-ort is the
+  runtime's gain, printed apart from the engine's.
 
-Per method it prints wall time, forward passes, overhead outside the model, efficiency
-(passes x best per-pass time / wall) and seed-to-seed stability (definitions under the
-table), then the speed-up of the full top-5 triple. The table is also written to
-``benchmarks/results/bench_explain.txt``. Machines are shared and noisy: compare ratios
-measured in one run, and read the load average printed with the table.
+First call: each process explains the first photo (seed 0) once cold, then the same again
+warm. Warm: every (image, seed), interleaved over the pipelines (one runs while the others
+wait). Per method it prints wall time, forward passes, overhead outside the model,
+efficiency (passes x best per-pass time / wall) and seed-to-seed stability (definitions
+under the table), then the gains of the full top-5 triple, and what it leaves out. The
+table is also written to ``benchmarks/results/bench_explain.txt``. Machines are shared and
+noisy: compare ratios measured in one run, and read the load average printed with the table.
 """
 
 from __future__ import annotations
