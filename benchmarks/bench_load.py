@@ -1,10 +1,13 @@
 """Many sessions clicking at once: latency, errors, memory, responsiveness (issue #6).
 
     .venv/bin/python benchmarks/bench_load.py [--clients browser|websocket] [--sessions 8] [--clicks 200]
-                                              [--uncached 0.2] [--default-settings] [--max-queue N] [--think 0.5]
+                                              [--uncached 0.2] [--settings dashboard|quick] [--max-queue N]
+                                              [--think 0.5]
 
-Starts ``panel serve`` on the real dashboards (the browser tests' quick budgets, so that an
-explanation takes seconds; ``--default-settings`` for the dashboards' own) on a gallery of
+Starts ``panel serve`` on the real dashboards with the dashboards' own settings
+(``--settings dashboard``, the default: FAST_SETTINGS in xai_panel/components/widgets/settings.py,
+what a visitor gets; ``--settings quick``: the browser tests' small budget, a 3x3 grid, so
+that an explanation takes a fraction of a second and a run takes minutes) on a gallery of
 24 images made from the demo photos (originals, mirror images and crops: one page of
 thumbnails, 24 distinct cache keys), or on ``--data DIR``. The sessions, all driven
 concurrently on one asyncio loop, are either
@@ -520,8 +523,9 @@ def main(argv=None) -> int:
     parser.add_argument("--check-interval", type=float, default=100, help=(
         "ms between a page's checks of what it shows: each check walks the whole page, and eight pages checking "
         "every 20 ms took CPU from the server they measure (2 cores); marks are up to this late (browser only)"))
-    parser.add_argument("--default-settings", action="store_true",
-                        help="the dashboards' own budgets instead of the browser tests' quick ones")
+    parser.add_argument("--settings", choices=["dashboard", "quick"], default="dashboard", help=(
+        "dashboard: the dashboards' own settings (FAST_SETTINGS), what visitors get; quick: the browser tests' "
+        "small budget (3x3 grid), for a smoke run"))
     parser.add_argument("--max-queue", type=int, default=None, help="XAI_PANEL_MAX_QUEUE for the server")
     parser.add_argument("--data", type=Path, default=None, help="image folder (default: 24 variants of the demo)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds before a click counts as timed out")
@@ -533,10 +537,12 @@ def main(argv=None) -> int:
     if args.clients == "browser" and not Path(CHROMIUM).exists():
         sys.exit(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
 
-    settings = None if args.default_settings else QUICK_SETTINGS
-    name = "dashboard defaults" if settings is None else "quick"
+    from xai_panel.components.widgets.settings import FAST_SETTINGS
+
+    settings = QUICK_SETTINGS if args.settings == "quick" else None  # None: the server reads no XAI_PANEL_SETTINGS
+    name = "quick" if settings else "dashboard (FAST_SETTINGS)"
     header = [f"bench_load · {time.strftime('%Y-%m-%d %H:%M')} · {machine()}",
-              f"settings: {name}" + (f" {json.dumps(settings)}" if settings else "")]
+              f"settings: {name} {json.dumps(settings or FAST_SETTINGS)}"]
     print(*header, sep="\n", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         workdir = Path(tmp)

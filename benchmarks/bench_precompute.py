@@ -10,6 +10,11 @@ process (ONNX Runtime using every core) for reference. Cached click: for each st
 image, ``store.get`` alone and a full click (decode the file, hash it, ``store.get``),
 repeated; p50/p95 in ms. Goal: 2 workers >= 1.8x one worker where 2 free cores exist;
 cached read < 50 ms.
+
+Only measured figures are printed. Left out: cluster start-up and the workers' model load
+(before the clock), and any machine but this one: on a shared machine the two workers, the
+client and the scheduler compete with other jobs for the cores, so the measured ratio is
+what this machine gave at that load (printed), not what two free cores would give.
 """
 
 from __future__ import annotations
@@ -144,15 +149,8 @@ def main() -> None:
         print(f"{label:<32} {np.percentile(v, 50):>8.1f} {np.percentile(v, 95):>8.1f} {v.max():>8.1f}")
     speedup = rows[1][3] / one
     print()
-    # Under contention wall time says little; CPU per image does. On 2 free cores one worker
-    # makes 1/W images per second (W = worker CPU s/image; the client fits on the other core);
-    # two workers and the client share both cores: 2/(W + C). Speedup 2W/(W + C).
-    w, c = max(rows[1][4], 1e-9), rows[1][5]
-    bound = 2 * w / (w + c)
-    print(f"CPU-bound projection for 2 free cores: {min(2.0, bound):.2f}x (worker CPU/img 1w {rows[0][4]:.2f} s, "
-          f"2w {rows[1][4]:.2f} s; client CPU/img {rows[1][5]:.2f} s, on its own core share)")
-    print(f"2 workers / 1 worker = {speedup:.2f}x (goal >= 1.8x with 2 free cores); "
-          f"cached get p95 {np.percentile(get_ms, 95):.1f} ms (goal < 50 ms)")
+    print(f"measured: 2 workers / 1 worker = {speedup:.2f}x (goal >= 1.8x with 2 free cores; "
+          f"{machine()} at the end); cached get p95 {np.percentile(get_ms, 95):.1f} ms (goal < 50 ms)")
 
 
 if __name__ == "__main__":

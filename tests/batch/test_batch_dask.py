@@ -75,7 +75,7 @@ def test_the_cli_on_a_running_scheduler_stores_what_the_workers_computed(tmp_pat
         image = load_image(images[0])
         got = store.get(image_hash(image), request)
         # Equal to this process's own explanation up to float rounding (1 model thread there).
-        from xai_panel.explain import explain
+        from xai_panel import explain
 
         mine = explain(image, classifier, **request.explain_kwargs())
         assert [c.index for c in got.top] == [c.index for c in mine.top]
