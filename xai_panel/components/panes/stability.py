@@ -152,7 +152,10 @@ class StabilityPane(pn.viewable.Viewer):
         except Cancelled:
             return
         except Exception as exc:  # shown in the pane; the app keeps going
-            self._runner.publish(job, lambda: self._set(status="error", error=f"{type(exc).__name__}: {exc}"))
+            # The message is made now: Python unbinds ``exc`` when the except block ends, before
+            # the event loop runs the published callback.
+            message = f"{type(exc).__name__}: {exc}"
+            self._runner.publish(job, lambda: self._set(status="error", error=message))
             return
         self._runner.publish(job, lambda: self._set(report=report, status="done", progress=1.0))
 

@@ -224,7 +224,8 @@ class Gallery(pn.viewable.Viewer):
         try:
             classifier = load_model(self.model)
         except Exception as exc:  # badges are optional: say why they are missing, keep browsing
-            self._predictions.publish(job, lambda: self._warn(f"No predictions: model {self.model!r} failed ({exc})"))
+            message = f"No predictions: model {self.model!r} failed ({exc})"  # ``exc`` is unbound after the block
+            self._predictions.publish(job, lambda: self._warn(message))
             return
         index = prediction_index(self.dataset, classifier)
         self._index = index

@@ -1,0 +1,55 @@
+"""Every registered method reaches the settings card and a pane of the dashboards, occlusion
+included, without any component naming it."""
+
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+
+from xai_panel.apps.panes import explanation_cards
+from xai_panel.components import (ExplainerSettings, ExplanationSession, MemoryCache, ScorePane, TopClasses,
+                                  method_pane,
+                                  pane_class)
+from xai_panel.render.overlays import score_map
+
+from .conftest import wait_until
+
+
+def _cards(layout) -> list[pn.Card]:
+    return [obj for obj in layout.select(pn.Card)]
+
+
+def test_the_settings_card_offers_every_registered_method():
+    settings = ExplainerSettings()
+    assert settings.param.methods.objects == ["lime", "anchors", "shap", "occlusion"]
+    assert settings.methods == ["lime", "anchors", "shap"]  # the default methods
+    titles = [card.title for card in _cards(pn.panel(settings))]
+    assert titles == ["LIME", "Anchors", "SHAP", "Occlusion"]
+    settings.occlusion.neighbours = 1
+    settings.methods = [*settings.methods, "occlusion"]
+    assert settings.request["methods"] == ["lime", "anchors", "shap", "occlusion"]
+    assert settings.request["settings"]["occlusion"] == {"neighbours": 1}
+
+
+def test_the_occlusion_card_shows_when_requested_and_draws_its_scores(photos):
+    assert pane_class("occlusion") is ScorePane
+    settings = ExplainerSettings(settings={"lime": {"num_samples": 40}}, methods=["lime"], segmentation="slic")
+    session = ExplanationSession(settings=settings, cache=MemoryCache())
+    top = TopClasses.from_session(session)
+    cards = {card.title.split(" · ")[0]: card for card in explanation_cards(session, settings, top)
+             if isinstance(card, pn.Card)}
+    assert list(cards) == ["LIME", "Anchors", "SHAP", "Occlusion"]
+    assert cards["LIME"].visible and not cards["Occlusion"].visible
+    settings.methods = ["lime", "occlusion"]
+    assert cards["Occlusion"].visible and not cards["SHAP"].visible
+
+    session.source = photos["coffee"]
+    session.wait()
+    assert wait_until(lambda: session.status == "done")
+    res = session.explanation
+    pane = method_pane(session, "occlusion", inspect=top)  # the pane the card holds
+    assert pane.method == "occlusion" and pane.title == "Occlusion"
+    tiles = pane.tiles()
+    first = res.top[0].index
+    assert np.allclose(tiles[0][1], score_map(res.segmentation.labels, res.occlusion[first]))
+    assert res.costs["occlusion"].forward_passes + res.costs["occlusion"].cache_hits == res.segmentation.n_segments + 1
