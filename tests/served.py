@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -111,7 +111,6 @@ class Server:
     log_path: Path
     data: Path | None = None
     store: Path | None = None
-    extra: dict = field(default_factory=dict)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

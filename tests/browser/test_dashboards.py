@@ -56,8 +56,8 @@ def open_gallery(page, url: str, query: str = ""):
 def wait_thumb_count(page, count: int) -> None:
     page.wait_for_function(
         """(count) => { const cards = []; (function walk(root) { root.querySelectorAll('*').forEach(e => {
-             if (e.classList && e.classList.contains('xp-thumb')) cards.push(e); if (e.shadowRoot) walk(e.shadowRoot); });
-           })(document); return cards.length === count; }""", arg=count)
+             if (e.classList && e.classList.contains('xp-thumb')) cards.push(e);
+             if (e.shadowRoot) walk(e.shadowRoot); }); })(document); return cards.length === count; }""", arg=count)
 
 
 def test_the_gallery_loads_and_a_label_filters_the_thumbnails(page, served_app):
