@@ -238,7 +238,7 @@ def page(browser, request, tmp_path):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda message: console.append(f"{message.type}: {message.text[:300]}"))
     yield page
-    if request.node.stash.get("failed", False):
+    if request.node.stash.get("failed", False) and not page.is_closed():  # a test may close its page
         shot = tmp_path / "failure.png"
         page.screenshot(path=str(shot))
         print(f"screenshot of the failing page: {shot}")
