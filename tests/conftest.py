@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# One served app (and one Chromium) for the isolation and browser tests: see tests/served.py.
+from .served import browser, page, pytest_runtest_makereport, served_app  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 SAMPLE_DIR = SHARED_DATA / "imagenet-sample"

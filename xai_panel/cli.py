@@ -49,8 +49,12 @@ def _fetch(args) -> int:
 def _serve(args) -> int:
     from .serve import serve
 
-    return serve(data=args.data, model=args.model, port=args.port, address=args.address,
-                 show=args.show, extra=args.panel_args) or 0
+    try:
+        return serve(data=args.data, model=args.model, port=args.port, address=args.address,
+                     show=args.show, extra=args.panel_args) or 0
+    except (FileNotFoundError, ValueError) as exc:  # a bad --data, --model or --port: a message, not a traceback
+        print(f"xai-panel serve: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["serve", "dashboard_paths", "panel_serve_args", "DASHBOARDS"]
+__all__ = ["serve", "check_model", "dashboard_paths", "panel_serve_args", "DASHBOARDS"]
 
 DASHBOARDS = ("gallery", "explorer")
 
@@ -50,6 +50,22 @@ def panel_serve_args(port: int = 5006, address: str | None = "127.0.0.1", show: 
     return args + extra
 
 
+def check_model(model: str) -> None:
+    """Refuse, before the server starts, a model name or file no session could ever load
+    (the server would otherwise come up and fail on every page)."""
+    if os.sep in model or model.endswith((".pt", ".pth", ".onnx", ".ts")):  # a file, as load_classifier decides
+        if not Path(model).expanduser().is_file():
+            raise FileNotFoundError(f"model file {model} does not exist")
+        return
+    import torchvision.models as tvm
+
+    from .models.registry import DEFAULT_MODEL
+
+    if model != DEFAULT_MODEL and model not in tvm.list_models(module=tvm):
+        raise ValueError(f"unknown model {model!r}: give {DEFAULT_MODEL}, a torchvision classifier name "
+                         "(resnet34, mobilenet_v3_large, ...) or a TorchScript/ONNX file")
+
+
 def serve(data: str | os.PathLike | None = None, model: str | None = None, port: int = 5006,
           address: str | None = "127.0.0.1", show: bool = False, extra: Sequence[str] | None = None) -> int:
     """Serve the dashboards until interrupted; returns panel's exit status.
@@ -64,6 +80,7 @@ def serve(data: str | os.PathLike | None = None, model: str | None = None, port:
             raise FileNotFoundError(f"data folder {folder} does not exist or is not a folder")
         os.environ["XAI_PANEL_DATA"] = str(folder.resolve())
     if model is not None:
+        check_model(str(model))
         os.environ["XAI_PANEL_MODEL"] = str(model)
     import sys
 

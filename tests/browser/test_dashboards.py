@@ -1,17 +1,23 @@
-"""The dashboards in a real browser: gallery, linking, cancellation, uploads, URLs."""
+"""The dashboards in a real browser: gallery, linking, cancellation, uploads, URLs.
+
+They run on the shared served app (tests/served.py): ``xai-panel serve --data`` over a
+small folder whose labelled photos are CAT (tabby/), COFFEE (espresso/) and ROCKET
+(goldfish/, a wrong label on purpose), 28 images in all.
+"""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from ..served import CAT, COFFEE, ROCKET
 from .conftest import BOKEH_LABELS
 
 pytestmark = pytest.mark.browser
 
-CAT, COFFEE, ROCKET = "skimage/data/chelsea.png", "skimage/data/coffee.png", "skimage/data/rocket.jpg"
+PAGE_SIZE = 24  # the gallery dashboard's thumbnails per page
+CAT_NAMES = ("tabby", "tiger cat", "Egyptian cat")  # the ImageNet classes of the cat photo
 LIME_TITLE = re.compile(r"R² ")
 ANCHOR_TITLE = re.compile(r"· (P \d+%|no anchor)")
 SHAP_TITLE = re.compile(r"Σφ")
@@ -34,6 +40,10 @@ def thumbs(page):
     return page.locator(".xp-thumb")
 
 
+def thumb_ids(page) -> list[str]:
+    return [t.get_attribute("data-id") for t in thumbs(page).all()]
+
+
 def top_buttons(page):
     return page.get_by_role("button", name=re.compile(r"^[1-5]\. .+ · \d+\.\d%"))
 
@@ -43,26 +53,32 @@ def open_gallery(page, url: str, query: str = ""):
     thumbs(page).first.wait_for()
 
 
-def test_the_gallery_loads_and_a_label_filters_the_thumbnails(page, server):
-    open_gallery(page, server)
-    assert thumbs(page).count() == 9
-    labels = page.locator("select").filter(has=page.locator("option", has_text="All images"))
-    labels.select_option(label="tabby (1)")
-    page.wait_for_function("() => true")  # let the round trip start
-    thumbs(page).filter(has_text="tabby").first.wait_for()
+def wait_thumb_count(page, count: int) -> None:
     page.wait_for_function(
-        """() => { const cards = []; (function walk(root) { root.querySelectorAll('*').forEach(e => {
-             if (e.classList && e.classList.contains('xp-thumb')) cards.push(e); if (e.shadowRoot) walk(e.shadowRoot); });
-           })(document); return cards.length === 1; }""")
-    assert thumbs(page).count() == 1 and thumbs(page).first.get_attribute("data-id") == CAT
+        """(count) => { const cards = []; (function walk(root) { root.querySelectorAll('*').forEach(e => {
+             if (e.classList && e.classList.contains('xp-thumb')) cards.push(e);
+             if (e.shadowRoot) walk(e.shadowRoot); }); })(document); return cards.length === count; }""", arg=count)
+
+
+def test_the_gallery_loads_and_a_label_filters_the_thumbnails(page, served_app):
+    open_gallery(page, served_app.url)
+    assert thumbs(page).count() == PAGE_SIZE
+    labels = page.locator("select").filter(has=page.locator("option", has_text="All images"))
+    assert labels.locator("option").all_inner_texts() == [
+        "All images (28)", "espresso (1)", "goldfish (1)", "tabby (1)", "(unlabelled) (25)"]
+    labels.select_option(label="tabby (1)")
+    wait_thumb_count(page, 1)
+    assert thumb_ids(page) == [CAT]
     assert "label=tabby" in page.url
-    labels.select_option(label="(unlabelled) (3)")
+    labels.select_option(label="(unlabelled) (25)")
     page.wait_for_function("() => document.location.search.includes('unlabelled')")
+    wait_thumb_count(page, PAGE_SIZE)
+    assert not {CAT, COFFEE, ROCKET} & set(thumb_ids(page))
 
 
-def test_a_click_shows_five_classes_then_lime_anchors_and_shap(page, server):
-    open_gallery(page, server)
-    thumbs(page).filter(has=page.locator(f"[data-id='{COFFEE}']")).count()
+def test_a_click_shows_five_classes_then_lime_anchors_and_shap(page, served_app):
+    open_gallery(page, served_app.url)
+    assert page.locator(f".xp-thumb[data-id='{COFFEE}']").count() == 1
     page.locator(f".xp-thumb[data-id='{COFFEE}']").click()
     top_buttons(page).nth(4).wait_for()
     names = top_buttons(page).all_inner_texts()
@@ -77,59 +93,76 @@ def test_a_click_shows_five_classes_then_lime_anchors_and_shap(page, server):
     wait_labels(page, re.compile(r"^▶ 2\. "), count=3)
 
 
-def test_clicking_another_image_mid_computation_shows_only_the_new_one(page, server):
-    open_gallery(page, server)
+def test_clicking_another_image_mid_computation_shows_only_the_new_one(page, served_app):
+    open_gallery(page, served_app.url)
     badge = page.locator(f".xp-thumb[data-id='{ROCKET}'] .xp-badge")
-    page.wait_for_function("""() => true""")
     badge.filter(has_not_text="predicting").wait_for()
     rocket_top1 = badge.inner_text().strip()
+    assert rocket_top1 not in CAT_NAMES and rocket_top1 != "goldfish"
     page.locator(f".xp-thumb[data-id='{CAT}']").click()
     top_buttons(page).first.wait_for()
-    assert "cat" in top_buttons(page).first.inner_text()
+    assert top_buttons(page).first.inner_text().startswith(tuple(f"1. {n} · " for n in CAT_NAMES))
     page.locator(f".xp-thumb[data-id='{ROCKET}']").click()  # the cat is still being explained
     page.get_by_text(re.compile(r"rocket\.jpg.* explained in")).wait_for(timeout=240_000)
     assert top_buttons(page).first.inner_text().startswith(f"1. {rocket_top1}")
     wait_labels(page, LIME_TITLE, contains=rocket_top1, count=1)
     wait_labels(page, ANCHOR_TITLE, contains=rocket_top1, count=1)
     wait_labels(page, SHAP_TITLE, contains=rocket_top1, count=1)
-    cat_names = {"tiger cat", "tabby", "Egyptian cat"}
-    leftovers = [t for t in labels(page) if any(name in t for name in cat_names)]
+    leftovers = [t for t in labels(page) if any(name in t for name in CAT_NAMES)]
     assert not leftovers, f"results of the abandoned image are still shown: {leftovers}"
 
 
-def test_a_bad_upload_shows_an_error_and_the_page_keeps_working(page, server, tmp_path):
-    page.goto(f"{server}/explorer")
-    thumbs(page).first.wait_for()
-    good = Path(__file__).resolve().parents[2] / ".venv"  # never read; only for a clear failure message
-    from skimage import data
-    from PIL import Image
+def _refusal(data: bytes, filename: str) -> str:
+    """The message the upload component gives for these bytes (the real component, no server)."""
+    from xai_panel.components import ImageUpload
 
-    jpeg = tmp_path / "cat.jpg"
-    Image.fromarray(data.chelsea()).save(jpeg)
-    payload = jpeg.read_bytes()
-    page.locator("input[type=file]").set_input_files(
-        files=[{"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": payload[: len(payload) // 3]}])
-    page.get_by_text(re.compile(r"broken\.jpg: .*truncated")).first.wait_for()
-    page.locator("input[type=file]").set_input_files(
-        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"}])
-    page.get_by_text(re.compile(r"invalid type|notes\.txt:")).first.wait_for()
+    upload = ImageUpload()
+    upload.load(data, filename)
+    message = upload.wait().error
+    assert message.startswith(f"{filename}: "), message
+    return message
+
+
+def test_a_bad_upload_shows_the_servers_refusal_and_the_page_keeps_working(page, served_app, tmp_path):
+    page.goto(f"{served_app.url}/explorer")
+    thumbs(page).first.wait_for()
+    payload = (served_app.data / CAT).read_bytes()
+    upload = page.locator("input[type=file]")
+    truncated = payload[: len(payload) // 3]
+    upload.set_input_files(files=[{"name": "broken.png", "mimeType": "image/png", "buffer": truncated}])
+    alert = page.locator(".xp-upload-error")
+    expected = _refusal(truncated, "broken.png")
+    assert "truncated" in expected
+    alert.filter(has_text=expected).wait_for()
+    # An accepted type and extension, so the drop zone's own check lets it through: only
+    # the server's decoder can refuse it.
+    upload.set_input_files(files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}])
+    expected = _refusal(b"not an image", "notes.png")
+    alert.get_by_text(expected, exact=True).wait_for()  # the whole message, nothing else
     # Still working: a good image is explained, and the gallery still answers clicks.
-    page.locator("input[type=file]").set_input_files(
-        files=[{"name": "cat.jpg", "mimeType": "image/jpeg", "buffer": payload}])
-    page.get_by_text(re.compile(r"Explaining cat\.jpg|cat\.jpg.* explained")).first.wait_for()
+    upload.set_input_files(files=[{"name": "cat.png", "mimeType": "image/png", "buffer": payload}])
+    page.get_by_text(re.compile(r"Explaining cat\.png|cat\.png.* explained")).first.wait_for()
     top_buttons(page).nth(4).wait_for()
+    assert top_buttons(page).first.inner_text().startswith(tuple(f"1. {n} · " for n in CAT_NAMES))
     page.locator(f".xp-thumb[data-id='{COFFEE}']").click()
     page.get_by_role("button", name=re.compile(r"^1\. espresso")).wait_for()
-    assert good  # noqa: the path is only a marker
 
 
-def test_the_url_restores_a_view_and_refuses_bad_values(page, server):
-    open_gallery(page, server, f"?image={COFFEE}&label=espresso")
+def test_the_url_restores_a_view_and_refuses_bad_values(page, served_app):
+    open_gallery(page, served_app.url, f"?image={COFFEE}&label=espresso")
     page.get_by_role("button", name=re.compile(r"^1\. espresso")).wait_for()
-    assert thumbs(page).count() == 1
-    open_gallery(page, server, "?image=../../etc/passwd&label=no-such-label")
-    page.get_by_text(re.compile(r"refused")).first.wait_for()
-    page.get_by_text(re.compile(r"label 'no-such-label'")).first.wait_for()
-    assert thumbs(page).count() == 9  # the page works: all images shown, nothing selected
+    assert thumb_ids(page) == [COFFEE]
+    open_gallery(page, served_app.url, "?image=../../etc/passwd&label=no-such-label")
+    message = page.locator(".xp-gallery-message")
+    message.filter(has_text="refused").wait_for()
+    from xai_panel.data import open_dataset
+
+    try:
+        open_dataset(served_app.data).resolve("../../etc/passwd")
+    except ValueError as exc:
+        refusal = str(exc)
+    message.get_by_text(f"The URL names label 'no-such-label', which this dataset does not have. "
+                        f"The URL's image was refused: {refusal}", exact=True).wait_for()
+    assert thumbs(page).count() == PAGE_SIZE  # the page works: all images shown, nothing selected
     page.locator(f".xp-thumb[data-id='{CAT}']").click()
     top_buttons(page).nth(4).wait_for()

@@ -3,27 +3,25 @@
 tests/data pins ``Dataset.resolve`` for ``../``, absolute, Windows and non-canonical ids and
 for symlinked files leading out. Added here: percent-encoded and NUL ids at the API (ids are
 never URL-decoded a second time, so ``%2e%2e`` is just an unknown name), a symlinked
-*folder* leading out, and the same ids sent in the served gallery's URL.
+*folder* leading out, and the same ids sent in the served gallery's URL (the shared served
+app of tests/served.py, whose folder has the same ways out): each is refused with the
+resolver's own message, and neither the secret text nor the private photo (its thumbnail
+or its picture as the panes would draw it) reaches the page.
 """
 
 from __future__ import annotations
 
+import base64
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from xai_panel.data import open_dataset
 
-REPO = Path(__file__).resolve().parents[2]
-MARKER = "XAI-PANEL-SECRET-7f3a9c"
+from ..served import SECRET_MARKER as MARKER
 
 
 @pytest.fixture
@@ -41,31 +39,51 @@ def tree(tmp_path):
     return root, secret
 
 
-@pytest.mark.parametrize("evil_id", [
-    "%2e%2e/outside/secret.png",
-    "%2e%2e%2foutside%2fsecret.png",
-    "..%2Foutside%2Fsecret.png",
-    "cat.png\0../outside/secret.png",
-    "linked_folder/private.png",
-    "link.png",
-    "file:///etc/passwd",
-    "~/.ssh/id_rsa",
+@pytest.mark.parametrize("evil_id, refusal", [
+    # Never URL-decoded a second time: these are names the scan never listed.
+    ("%2e%2e/outside/secret.png", KeyError),
+    ("%2e%2e%2foutside%2fsecret.png", KeyError),
+    ("..%2Foutside%2Fsecret.png", KeyError),
+    ("~/.ssh/id_rsa", KeyError),
+    # Symlinks out are not scanned, so not even found.
+    ("linked_folder/private.png", KeyError),
+    ("link.png", KeyError),
+    # Unsafe spellings: refused as such before any lookup.
+    ("cat.png\0../outside/secret.png", ValueError),
+    ("file:///etc/passwd", ValueError),
 ])
-def test_resolve_never_returns_a_path_outside(tree, evil_id):
+def test_resolve_never_returns_a_path_outside(tree, evil_id, refusal):
     root, _ = tree
     dataset = open_dataset(root)
     assert [r.id for r in dataset] == ["cat.png"]  # the symlinks out were not scanned
-    with pytest.raises((KeyError, ValueError)):
+    with pytest.raises(refusal) as refused:
         dataset.resolve(evil_id)
+    if refusal is ValueError:
+        assert str(refused.value) == (f"Unsafe image id {evil_id!r}: ids are relative paths inside the dataset, "
+                                      "without '..'")
+    else:
+        assert refused.value.args == (f"No image with id {evil_id!r} in dataset 'data'",)
 
 
 # --- the served gallery ---------------------------------------------------------------------
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+DOCUMENT_TEXT = """() => {
+  // Every string the page's Bokeh documents hold (HTML panes, thumbnails, messages), as the
+  // server sent them: what a user of the page could get at, drawn or not.
+  const plain = (k, v) => v instanceof Map ? Object.fromEntries(v) : v;
+  const out = [];
+  for (const doc of Bokeh.documents)
+    for (const m of doc._all_models.values())
+      for (const name of Object.keys(m.properties)) {
+        let value;
+        try { value = m[name]; } catch (e) { continue; }
+        if (value === null || value === undefined || typeof value === "function") continue;
+        if (typeof value === "string") { out.push(value); continue; }
+        if (typeof value === "object" && value.id !== undefined && value.properties) continue;  // another model
+        try { out.push(JSON.stringify(value, plain)); } catch (e) {}
+      }
+  return out.join("\\n");
+}"""
 
 
 def _get(url: str, timeout: float = 120) -> tuple[int, str]:
@@ -74,81 +92,54 @@ def _get(url: str, timeout: float = 120) -> tuple[int, str]:
 
 
 @pytest.fixture
-def gallery_server(tree, tmp_path):
-    root, _ = tree
-    dashboard = REPO / "dashboards" / "gallery.py"
-    if not dashboard.is_file():
-        pytest.skip("dashboards/gallery.py is not there")
-    port = _free_port()
-    log = open(tmp_path / "server.log", "w+")
-    env = {**os.environ, "XAI_PANEL_DATA": str(root), "XAI_PANEL_STORE": str(tmp_path / "store.sqlite")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "panel", "serve", str(dashboard), "--port", str(port), "--address", "127.0.0.1",
-         f"--allow-websocket-origin=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"panel serve did not start:\n{log.read()[-3000:]}")
-                time.sleep(0.5)
-        yield base, proc, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+def private_views(served_app, tmp_path, monkeypatch):
+    """What would show if the private photo were served: its file bytes (base64, as in a data
+    URI), its gallery thumbnail and its picture in the image pane, made by the real components."""
+    from xai_panel.components import ImagePane
+    from xai_panel.components.thumbnails import ThumbnailStore
+    from xai_panel.data import ImageRecord, load_image
+
+    monkeypatch.setenv("XAI_PANEL_CACHE", str(tmp_path / "cache"))
+    private = served_app.data.parent / "outside" / "private.png"
+    record = ImageRecord(id="private.png", path=private, label=None, label_name=None)
+    thumbnail = ThumbnailStore(112).data_uri(record).split(",", 1)[1]
+    picture = ImagePane(image=load_image(private)).html().split('src="data:', 1)[1].split('"', 1)[0].split(",", 1)[1]
+    views = {"file bytes": base64.b64encode(private.read_bytes()).decode()[:400], "thumbnail": thumbnail[:400],
+             "picture": picture[:400]}
+    assert all(len(v) == 400 for v in views.values())  # long enough that a match is no coincidence
+    return views
 
 
-_PULL_DOCUMENT = """
-import json, sys
-import panel.models  # registers the model types the document holds
-import xai_panel.components  # and this project's own models
-from bokeh.client import pull_session
-with pull_session(url=sys.argv[1], arguments={"image": sys.argv[2]}) as session:
-    sys.stdout.write(json.dumps(session.document.to_json(deferred=False), default=str))
-"""
+@pytest.mark.browser
+def test_gallery_url_with_traversal_ids_is_refused_and_serves_nothing_outside(served_app, page, private_views):
+    root = served_app.data
+    secret = root.parent / "outside" / "secret.png"
+    dataset = open_dataset(root)
+    # Unsafe spellings are refused as such (ValueError) before any lookup; the others are
+    # names the scan never listed (KeyError): the symlinks out were not followed.
+    evil = [("../../etc/passwd", ValueError), (str(secret), ValueError), ("%2e%2e%2foutside%2fsecret.png", KeyError),
+            ("linked_folder/private.png", KeyError), ("link.png", KeyError)]
+    for image_id, refusal in evil:
+        url = f"{served_app.url}/gallery?" + urllib.parse.urlencode({"image": image_id})
+        status, html = _get(url)
+        assert status == 200, image_id
+        assert MARKER not in html and "root:x:0:0" not in html, image_id
+        assert not [k for k, v in private_views.items() if v in html], image_id
 
-
-def _document_text(base: str, image_id: str) -> str:
-    """The whole server-side document a browser receives over the websocket, as JSON text
-    (the HTML page alone holds no content: panel sends the models after connecting).
-    Pulled in a subprocess: bokeh's client needs an event loop of its own, and earlier tests
-    in the same pytest process (Playwright) may have one running."""
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-c", _PULL_DOCUMENT, f"{base}/gallery", image_id],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
-
-
-def test_gallery_url_with_traversal_ids_loads_without_leaking(gallery_server, tree):
-    base, proc, log = gallery_server
-    _, secret = tree
-    assert "cat.png" in _document_text(base, "cat.png")  # the document does show a legitimate id
-
-    # Each session runs the dashboard script afresh (~20-30 s on 2 shared cores): a few ids only.
-    evil = ["../../etc/passwd", f"{secret}", "%2e%2e%2foutside%2fsecret.png", "linked_folder/private.png"]
-    for image_id in evil:
-        status, html = _get(f"{base}/gallery?" + urllib.parse.urlencode({"image": image_id}))
-        assert status == 200 and MARKER not in html and "root:x:0:0" not in html, image_id
-        text = _document_text(base, image_id)
+        with pytest.raises(refusal) as refused:
+            dataset.resolve(image_id)
+        page.goto(url)
+        message = page.locator(".xp-gallery-message")
+        message.get_by_text(f"The URL's image was refused: {refused.value}", exact=True).wait_for()
+        page.get_by_text("Select an image to explain it.").wait_for()  # the session was never given a file
+        assert page.locator(".xp-thumb[aria-pressed=true]").count() == 0, image_id
+        assert page.locator(".xp-image img").count() == 0, image_id
+        text = page.evaluate(DOCUMENT_TEXT)
+        assert len(text) > 10_000 and "tabby/chelsea.png" in text  # the whole document, thumbnails included
         assert MARKER not in text and "root:x:0:0" not in text, image_id
-    status, html = _get(f"{base}/gallery?image=%2e%2e%2f%2e%2e%2fetc%2fpasswd")  # decoded exactly once
+        leaked = [k for k, v in private_views.items() if v in text]
+        assert not leaked, f"{image_id}: the private photo's {leaked} reached the page"
+    status, html = _get(f"{served_app.url}/gallery?image=%2e%2e%2f%2e%2e%2fetc%2fpasswd")  # decoded exactly once
     assert status == 200 and "root:x:0:0" not in html
-    assert proc.poll() is None
-    log.flush()
-    log.seek(0)
-    text = log.read()
-    assert "Traceback" not in text, text[-3000:]
+    assert served_app.proc.poll() is None
+    assert not served_app.our_tracebacks(), served_app.our_tracebacks()
