@@ -1,4 +1,4 @@
-"""xai-panel: explain image-classifier predictions with LIME, Anchors and SHAP in HoloViz.
+"""xai-panel: explain image-classifier predictions (LIME, Anchors, SHAP, occlusion, ...) in HoloViz.
 
 The top-level names are imported lazily so that ``import xai_panel`` (and the CLI's
 ``--help``) stays fast; torch and the explainers load on first use.
@@ -25,6 +25,8 @@ _EXPORTS = {
     "Cancelled": "xai_panel.engine",
     "segment": "xai_panel.engine",
     "Explainer": "xai_panel.methods",
+    "available_methods": "xai_panel.methods",
+    "OcclusionExplainer": "xai_panel.methods",
     "LimeExplainer": "xai_panel.methods",
     "AnchorExplainer": "xai_panel.methods",
     "ShapExplainer": "xai_panel.methods",

@@ -21,6 +21,7 @@ PACKAGE = Path(xai_panel.__file__).resolve().parent
 
 def test_the_built_in_methods_are_discovered_in_display_order():
     names = available_methods()
+    assert xai_panel.available_methods() == names
     assert names[:3] == ("lime", "anchors", "shap")
     assert "occlusion" in names
     assert default_methods() == ("lime", "anchors", "shap")  # occlusion is on request
