@@ -60,7 +60,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import machine  # noqa: E402
 
 from tests.browser.conftest import (  # noqa: E402  (one definition of how the dashboards are served)
-    BOKEH_LABELS, CHROMIUM, CHROMIUM_ARGS, QUICK_SETTINGS, free_port, start_server, stop_server,
+    BOKEH_LABELS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    QUICK_SETTINGS,
+    free_port,
+    start_server,
+    stop_server,
 )
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_dashboard.txt"

@@ -79,8 +79,17 @@ from tornado.websocket import websocket_connect
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_dashboard import (  # noqa: E402  (same folder; it puts the repository on sys.path)
-    CHROMIUM, CHROMIUM_ARGS, PROBE, QUICK_SETTINGS, ROOT, THUMBNAILS, WAIT_PREDICTIONS, machine, serve,
-    server_errors, stop_server,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PROBE,
+    QUICK_SETTINGS,
+    ROOT,
+    THUMBNAILS,
+    WAIT_PREDICTIONS,
+    machine,
+    serve,
+    server_errors,
+    stop_server,
 )
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_load.txt"

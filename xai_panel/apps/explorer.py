@@ -17,8 +17,19 @@ from ..components.widgets.gallery import Gallery
 from ..components.widgets.model_selector import ModelSelector
 from ..components.widgets.settings import ExplainerSettings, fast_settings
 from ..components.widgets.upload import ImageUpload
-from .frame import (UrlState, config_problems, configured_dataset, configured_model, configured_settings, configured_store, follow,
-                    lazy_card, notify, page, warm_up)
+from .frame import (
+    UrlState,
+    config_problems,
+    configured_dataset,
+    configured_model,
+    configured_settings,
+    configured_store,
+    follow,
+    lazy_card,
+    notify,
+    page,
+    warm_up,
+)
 from .panes import CARD, explanation_cards
 
 __all__ = ["explorer_app"]

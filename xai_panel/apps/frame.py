@@ -9,9 +9,7 @@ through ``Dataset.resolve``, unknown labels and groupings are refused with a mes
 from __future__ import annotations
 
 import gc
-import json
 import logging
-import os
 import threading
 import time
 
@@ -19,12 +17,12 @@ import numpy as np
 import panel as pn
 import param
 
+from ..components.state.session import DEFAULT_MODEL, ExplanationSession
+from ..components.widgets.gallery import ALL, Gallery
+from ..components.widgets.settings import ExplainerSettings
 from ..config import config
 from ..data import Dataset, DatasetError, open_dataset
 from ..runtime.jobs import classifier, executor
-from ..components.widgets.gallery import ALL, Gallery
-from ..components.state.session import DEFAULT_MODEL, ExplanationSession
-from ..components.widgets.settings import ExplainerSettings
 
 __all__ = ["DATA_ENV", "MODEL_ENV", "SETTINGS_ENV", "configured_model", "configured_dataset", "configured_settings",
            "UrlState", "configured_store", "warm_up", "lazy_card", "notify", "page", "follow", "CSS"]

@@ -16,8 +16,18 @@ from ..components.panes.top_classes import TopClasses
 from ..components.state.session import ExplanationSession
 from ..components.widgets.gallery import Gallery
 from ..components.widgets.settings import ExplainerSettings, fast_settings
-from .frame import (UrlState, config_problems, configured_dataset, configured_model, configured_settings, configured_store,
-                    lazy_card, notify, page, warm_up)
+from .frame import (
+    UrlState,
+    config_problems,
+    configured_dataset,
+    configured_model,
+    configured_settings,
+    configured_store,
+    lazy_card,
+    notify,
+    page,
+    warm_up,
+)
 from .panes import CARD, explanation_cards
 
 __all__ = ["gallery_app"]

@@ -14,8 +14,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from ..store.entries import EncodedExplanation, encode_explanation
 from ..engine.request import ExplainRequest
+from ..store.entries import EncodedExplanation, encode_explanation
 
 __all__ = ["ImageTask", "TaskOutcome", "worker_classifier", "worker_model_id", "run_task", "explain_image"]
 

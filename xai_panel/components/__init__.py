@@ -8,21 +8,21 @@ tile per class), so no HoloViews plot is built per page or per click; results ar
 arrays, ready for HoloViews in a notebook (see ``gallery/01_explain_an_image.ipynb``).
 """
 
-from .panes.anchors import AnchorPane
-from .panes.base import MethodPane, method_pane, pane_class
 from ..runtime.cache import ExplanationCache, MemoryCache, default_cache, set_default_cache
 from ..runtime.jobs import JobRunner
-from .widgets.gallery import ALL, UNLABELLED, Gallery
+from .panes.anchors import AnchorPane
+from .panes.base import MethodPane, method_pane, pane_class
 from .panes.image import ImagePane
 from .panes.lime import LimePane
-from .widgets.model_selector import SUGGESTED_MODELS, ModelSelector
-from .state.session import ExplanationSession
-from .widgets.settings import FAST_SETTINGS, ExplainerSettings
 from .panes.scores import ScorePane, ShapPane
 from .panes.stability import StabilityPane
-from .widgets.thumbgrid import ThumbnailGrid
 from .panes.timing import TimingPane
 from .panes.top_classes import TopClasses
+from .state.session import ExplanationSession
+from .widgets.gallery import ALL, UNLABELLED, Gallery
+from .widgets.model_selector import SUGGESTED_MODELS, ModelSelector
+from .widgets.settings import FAST_SETTINGS, ExplainerSettings
+from .widgets.thumbgrid import ThumbnailGrid
 from .widgets.upload import ImageUpload
 
 __all__ = [

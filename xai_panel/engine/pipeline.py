@@ -8,10 +8,18 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..methods.base import (DEFAULT_POOL_SIZE, Explainer, check_methods, default_methods, make_explainer,
-                            pool_size_of, run_order)
+from ..methods.base import (
+    DEFAULT_POOL_SIZE,
+    Explainer,
+    check_methods,
+    default_methods,
+    make_explainer,
+    pool_size_of,
+    run_order,
+)
 from ..models.classifier import Classifier, top_k_of
-from .perturbation import PerturbationEngine, shared_pool as draw_pool
+from .perturbation import PerturbationEngine
+from .perturbation import shared_pool as draw_pool
 from .results import Explanation, MethodCost, Segmentation
 from .segmentation import segment
 

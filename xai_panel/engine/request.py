@@ -117,8 +117,9 @@ class ExplainRequest:
         if segmentation not in DEFAULTS:
             raise ValueError(f"unknown segmentation {segmentation!r}; choose one of {', '.join(DEFAULTS)}")
         seg_params = dict(segmentation_params or {})
-        if set(seg_params) - set(DEFAULTS[segmentation]):
-            raise ValueError(f"{segmentation} takes {sorted(DEFAULTS[segmentation])}, not {sorted(set(seg_params) - set(DEFAULTS[segmentation]))}")
+        extra = set(seg_params) - set(DEFAULTS[segmentation])
+        if extra:
+            raise ValueError(f"{segmentation} takes {sorted(DEFAULTS[segmentation])}, not {sorted(extra)}")
         explainers = {m: make_explainer(m, settings.get(m)) for m in methods}
         normalised = {m: e.settings() for m, e in explainers.items()}
         pool_size = pool_size_of(explainers)

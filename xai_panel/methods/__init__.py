@@ -4,8 +4,18 @@
 method's class (``<Name>Explainer`` by convention) without this file naming them.
 """
 
-from .base import (DEFAULT_POOL_SIZE, Explainer, available_methods, check_methods, default_methods,
-                   make_explainer, method_class, pool_size_of, registry, run_order)
+from .base import (
+    DEFAULT_POOL_SIZE,
+    Explainer,
+    available_methods,
+    check_methods,
+    default_methods,
+    make_explainer,
+    method_class,
+    pool_size_of,
+    registry,
+    run_order,
+)
 
 __all__ = [
     "DEFAULT_POOL_SIZE", "Explainer", "available_methods", "check_methods", "default_methods", "make_explainer",

@@ -39,8 +39,8 @@ from ..engine.perturbation import PerturbationEngine
 from ..engine.results import ScoreResult
 from .base import Explainer
 
-__all__ = ["ShapExplainer", "ShapResult", "explain_shap", "shap_from_pool", "shap_owen", "shap_shared", "shapley_kernel_weights", "superpixel_hierarchy",
-           "ESTIMATORS"]
+__all__ = ["ShapExplainer", "ShapResult", "explain_shap", "shap_from_pool", "shap_owen", "shap_shared",
+           "shapley_kernel_weights", "superpixel_hierarchy", "ESTIMATORS"]
 
 ESTIMATORS = ("owen", "shared", "kernel", "pool", "partition")
 

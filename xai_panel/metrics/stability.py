@@ -29,11 +29,11 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 from scipy.stats import rankdata
 
-from ..models.classifier import ClassScore, Classifier, top_k_of
 from ..engine.perturbation import PerturbationEngine, shared_pool
 from ..engine.results import Segmentation
-from ..methods.base import Explainer, check_methods, default_methods, make_explainer, pool_size_of, run_order
 from ..engine.segmentation import segment
+from ..methods.base import Explainer, check_methods, default_methods, make_explainer, pool_size_of, run_order
+from ..models.classifier import Classifier, ClassScore, top_k_of
 
 __all__ = ["stability", "StabilityReport", "MethodStability", "add_noise", "jaccard", "spearman"]
 

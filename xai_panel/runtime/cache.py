@@ -8,13 +8,11 @@ the image's content hash and the whole ``ExplainRequest``), never raw arrays.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 

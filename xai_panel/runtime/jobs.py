@@ -20,7 +20,6 @@ its next batch.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time

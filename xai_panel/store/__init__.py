@@ -10,13 +10,22 @@ Typical use (a gallery click)::
 Batch precompute fills it: ``xai_panel.batch.precompute`` / ``xai-panel precompute``.
 """
 
+from ..engine.request import SCHEMA_VERSION, ExplainRequest, canonical_json, digest, package_version
 from ..engine.service import explain_cached, merge_explanations
 from .codec import CodecError
 from .entries import EncodedExplanation, decode_explanation, encode_explanation
 from .export import export_result, find_results
-from ..engine.request import SCHEMA_VERSION, ExplainRequest, canonical_json, digest, package_version
-from .sqlite import (MIGRATIONS, SORT_COLUMNS, ExplanationStore, ImageSummary, StoredResult, StoreError,
-                     StoreFullError, StoreLockedError, default_store_path)
+from .sqlite import (
+                     MIGRATIONS,
+                     SORT_COLUMNS,
+                     ExplanationStore,
+                     ImageSummary,
+                     StoredResult,
+                     StoreError,
+                     StoreFullError,
+                     StoreLockedError,
+                     default_store_path,
+)
 
 __all__ = [
     "CodecError", "EncodedExplanation", "ExplainRequest", "ExplanationStore", "ImageSummary", "MIGRATIONS",

@@ -14,9 +14,9 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from ..engine.request import ExplainRequest, canonical_json
 from ..engine.results import Explanation
 from . import codec
-from ..engine.request import ExplainRequest, canonical_json
 
 __all__ = ["EncodedRow", "EncodedExplanation", "encode_explanation", "decode_explanation"]
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+from ..engine.request import SCHEMA_VERSION, ExplainRequest, package_version
 from ..engine.results import Explanation
 from .codec import CodecError
 from .entries import EncodedExplanation, decode_explanation, encode_explanation, top_json
-from ..engine.request import SCHEMA_VERSION, ExplainRequest, package_version
 
 __all__ = [
     "APPLICATION_ID", "MIGRATIONS", "ExplanationStore", "ImageSummary", "StoredResult", "StoreError",
@@ -491,16 +491,21 @@ class ExplanationStore:
             raise ValueError(f"sort_by must be one of {', '.join(SORT_COLUMNS)}, got {sort_by!r}")
         where, args = ["1"], []
         if model_id is not None:
-            where.append("i.model_id = ?"); args.append(model_id)
+            where.append("i.model_id = ?")
+            args.append(model_id)
         if isinstance(label, str):
-            where.append("i.label_name = ?"); args.append(label)
+            where.append("i.label_name = ?")
+            args.append(label)
         elif label is not None:
-            where.append("i.label = ?"); args.append(int(label))
+            where.append("i.label = ?")
+            args.append(int(label))
         if correct is not None:
-            where.append("i.correct = ?"); args.append(int(bool(correct)))
+            where.append("i.correct = ?")
+            args.append(int(bool(correct)))
         if image_hashes is not None:
             hashes = list(image_hashes)
-            where.append(f"i.image_hash IN ({','.join('?' * len(hashes))})"); args.extend(hashes)
+            where.append(f"i.image_hash IN ({','.join('?' * len(hashes))})")
+            args.extend(hashes)
         direction = "DESC" if descending else "ASC"
         sql = f"""
             SELECT i.image_hash, i.model_id, i.image_id, i.label, i.label_name, i.predicted, i.predicted_name,
@@ -590,13 +595,17 @@ class ExplanationStore:
         """
         where, args = [], []
         if model_id is not None:
-            where.append("model_id = ?"); args.append(model_id)
+            where.append("model_id = ?")
+            args.append(model_id)
         if method is not None:
-            where.append("method = ?"); args.append(method)
+            where.append("method = ?")
+            args.append(method)
         if older_than is not None:
-            where.append("created_at < ?"); args.append(time.time() - float(older_than))
+            where.append("created_at < ?")
+            args.append(time.time() - float(older_than))
         if other_versions:
-            where.append("version != ?"); args.append(package_version())
+            where.append("version != ?")
+            args.append(package_version())
         if not where and not everything:
             return 0
         with self._write("pruning") as conn:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import panel as pn
 import param
 
 from ...methods.anchors import AnchorResult
-from .base import MethodPane
 from ...render.overlays import anchor_overlay
 from ...render.tiles import STRIP_CSS, Tile, strip_html, tile_cache
+from .base import MethodPane
 
 __all__ = ["AnchorPane"]
 

@@ -6,8 +6,8 @@ import panel as pn
 import param
 
 from ...methods.lime import LimeResult
-from .base import MethodPane
 from ...render.overlays import lime_overlay
+from .base import MethodPane
 
 __all__ = ["LimePane"]
 

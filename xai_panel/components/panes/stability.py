@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import matplotlib
-
 import numpy as np
 import panel as pn
 import param
@@ -17,9 +16,10 @@ import param
 from ...engine.perturbation import Cancelled
 from ...engine.results import paint
 from ...metrics.stability import StabilityReport, stability
-from ...runtime.jobs import Job, JobRunner, ServerBusy, classifier as load_model, compute_executor, compute_queue
 from ...render.overlays import grayscale
 from ...render.tiles import STRIP_CSS, Tile, colorbar_html, strip_html, tile_cache
+from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue
+from ...runtime.jobs import classifier as load_model
 from ..widgets.settings import ExplainerSettings
 
 __all__ = ["StabilityPane"]

@@ -102,7 +102,8 @@ class TimingPane(pn.viewable.Viewer):
         total = (f"<tr class='total'><td>total</td><td>{sum(r['wall_seconds'] for r in rows):.2f}</td>"
                  f"<td>{sum(r['model_seconds'] for r in rows):.2f}</td><td>{sum(r['forward_passes'] for r in rows)}</td>"
                  f"<td>{sum(r['cache_hits'] for r in rows)}</td><td>{_ready(timings, 'done')}</td></tr>")
-        note = "<p style='color:#16a34a;font-size:12px;margin:4px 0'>Served from the cache: no model pass this time.</p>" if from_cache else ""
+        note = ("<p style='color:#16a34a;font-size:12px;margin:4px 0'>Served from the cache: no model pass this time.</p>"
+                if from_cache else "")
         return (note + "<table class='xp-table'><thead><tr><th>method</th><th>wall s</th><th>model s</th>"
                 "<th>forward passes</th><th>cache hits</th><th>ready after s</th></tr></thead>"
                 f"<tbody>{body}{total}</tbody></table>")

@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,8 @@ from ...methods.base import available_methods
 from ...models import ModelError
 from ...models.classifier import top_k_of
 from ...runtime.cache import ExplanationCache, decoded_images, default_cache
-from ...runtime.jobs import Job, JobRunner, ServerBusy, classifier as load_model, compute_executor, compute_queue
+from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue
+from ...runtime.jobs import classifier as load_model
 from ..widgets.settings import ExplainerSettings
 
 __all__ = ["ExplanationSession", "STATUSES", "DEFAULT_MODEL"]

@@ -15,8 +15,9 @@ import panel as pn
 import param
 
 from ...data import Dataset, ImageRecord, open_dataset
-from ...runtime.jobs import Job, JobRunner, classifier as load_model, wait_for_foreground_idle
 from ...render.thumbnails import PredictionIndex, ThumbnailStore, prediction_index
+from ...runtime.jobs import Job, JobRunner, wait_for_foreground_idle
+from ...runtime.jobs import classifier as load_model
 from .thumbgrid import ThumbnailGrid
 
 __all__ = ["Gallery", "ALL", "UNLABELLED"]
