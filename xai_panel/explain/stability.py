@@ -30,7 +30,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from ..models.classifier import ClassScore, Classifier, top_k_of
-from .api import DEFAULT_POOL_SIZE, METHODS
+from .api import DEFAULT_POOL_SIZE, METHODS, _needs_pool
 from .engine import PerturbationEngine
 from .explainers import Explainer, make_explainer
 from .lime import lime_pool
@@ -225,7 +225,7 @@ def stability(
         raise ValueError(f"top_k must be between 1 and {min(classifier.num_classes, 20)}, got {top_k}")
     explainers = {m: make_explainer(m, settings.get(m)) for m in METHODS if m in methods}
     pool_size = explainers["lime"].num_samples if "lime" in explainers else DEFAULT_POOL_SIZE
-    uses_pool = not set(explainers) <= {"shap"} or explainers["shap"].estimator == "pool"
+    uses_pool = any(_needs_pool(e) for e in explainers.values())  # as explain() decides: same runs
 
     t0 = time.perf_counter()
     view = classifier.prepare(np.asarray(image))
