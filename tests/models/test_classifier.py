@@ -44,6 +44,22 @@ def test_default_is_embedded_lite0_on_onnxruntime(classifier, chelsea):
     assert top[0].name == classifier.class_names[top[0].index]
 
 
+def test_an_empty_cache_gets_the_export_verified_against_torch(chelsea):
+    import os
+    from pathlib import Path
+
+    from xai_panel.models.onnx_backend import onnx_cache_dir
+
+    assert onnx_cache_dir().parent == Path(os.environ["XAI_PANEL_CACHE"]) and not onnx_cache_dir().exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failed export or check would warn and fall back to torch
+        clf = load_classifier(cache=False)
+    (export,) = onnx_cache_dir().glob("efficientnet_lite0*.onnx")
+    assert clf.backend == "onnxruntime" and clf._runner.path == export
+    reference = load_classifier(backend="torch")
+    assert np.abs(clf.predict_proba(chelsea) - reference.predict_proba(chelsea)).max() < 1e-4
+
+
 def test_onnxruntime_agrees_with_torch_on_real_photos(classifier, chelsea):
     torch_clf = load_classifier(backend="torch")
     assert torch_clf.backend == "torch"
