@@ -293,3 +293,23 @@ def test_the_default_location_follows_the_environment(tmp_path, monkeypatch):
         ExplanationStore(tmp_path)
     with pytest.raises(StoreError, match="no store at"):
         ExplanationStore(tmp_path / "absent.sqlite", create=False)
+
+
+def test_a_changed_file_is_not_given_its_old_hash(store, tmp_path):
+    """The file -> hash memo lets a resumed precompute skip decoding; a file edited since
+    must be decoded again, or its old image's results would be served for the new one."""
+    import os
+
+    from xai_panel.data import image_hash, load_image
+
+    path = tmp_path / "photo.png"
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(path)
+    old = image_hash(load_image(path))
+    store.remember_file_hashes({str(path): old})
+    assert store.file_hashes([path]) == {str(path): old}
+    Image.new("RGB", (40, 31), (30, 30, 200)).save(path)  # other content, other size
+    assert store.file_hashes([path]) == {}
+    store.remember_file_hashes({str(path): old})  # (a stale entry for the current size)
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # same size, edited later
+    assert store.file_hashes([path]) == {}
