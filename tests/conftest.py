@@ -23,9 +23,39 @@ def shared_sample() -> Path:
     return SAMPLE_DIR
 
 
+CACHE_ENV = "XAI_PANEL_CACHE"  # ONNX exports, thumbnails, predictions and the default store file
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """An empty cache for the session-, module- and class-scoped fixtures (the shared model,
+    a module's CLI run), set before any of them: nothing reads or writes the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        folder = tmp_path_factory.mktemp("session-cache")
+        mp.setenv(CACHE_ENV, str(folder))
+        mp.delenv("XAI_PANEL_STORE", raising=False)  # the default store then lives in that cache
+        yield folder
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Every test starts with its own empty cache (tests of the cache set their own on top).
+
+    Every reader of ``$XAI_PANEL_CACHE`` (``onnx_cache_dir``, ``cache_folder``,
+    ``default_store_path``) looks it up at each call, so setting it here is enough; a
+    subprocess a test starts inherits it.
+    """
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("XAI_PANEL_STORE", raising=False)
+
+
 @pytest.fixture(scope="session")
-def classifier():
-    """The embedded EfficientNet-Lite0, loaded once for the whole test session."""
+def classifier(_session_cache):
+    """The embedded EfficientNet-Lite0, loaded once for the whole test session.
+
+    Its ONNX export lands in an empty cache, so export and the check against torch run in
+    every session (tests/models checks that path on its own, with ``cache=False``).
+    """
     from xai_panel.models import load_classifier
 
     return load_classifier()

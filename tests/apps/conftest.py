@@ -1,3 +1,3 @@
 """The component tests' real photos and explanation, shared here."""
 
-from tests.components.conftest import QUICK, _private_cache, folder, lime_shap, photos, wait_until  # noqa: F401
+from tests.components.conftest import QUICK, folder, lime_shap, photos, wait_until  # noqa: F401

@@ -13,12 +13,6 @@ QUICK = {"lime": {"num_samples": 80}, "shap": {"estimator": "pool"}}
 """A budget that keeps each explanation under a few seconds (LIME pool of 80)."""
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    """Thumbnails and predictions go to a temporary cache, never the user's."""
-    monkeypatch.setenv("XAI_PANEL_CACHE", str(tmp_path_factory.getbasetemp() / "xai-cache"))
-
-
 @pytest.fixture(scope="session")
 def photos() -> dict[str, np.ndarray]:
     """Real photos shipped with scikit-image."""

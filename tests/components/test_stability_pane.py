@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from xai_panel.components import ExplainerSettings, StabilityPane
+from xai_panel import stability
 
 
-def test_stability_is_computed_on_request_with_progress(photos):
+def test_stability_is_computed_on_request_with_progress(photos, classifier):
     settings = ExplainerSettings.from_dict({"methods": ["lime", "shap"], "segmentation": "slic",
-                                            "lime": {"num_samples": 60}})
+                                            "lime": {"num_samples": 60}, "shap": {"estimator": "pool"}})
     pane = StabilityPane(image=photos["chelsea"], settings=settings, seeds=2, noise_repeats=1)
     assert pane.status == "idle" and pane.report is None
     progress = []
@@ -21,10 +23,20 @@ def test_stability_is_computed_on_request_with_progress(photos):
     assert pane.status == "done" and pane.progress == 1.0
     assert progress == sorted(progress) and len(progress) >= 3  # 1/3, 2/3, 1
     report = pane.report
-    assert set(report.results) == {"lime", "shap"} and len(report.seeds) == 2
-    for per_class in report.results.values():
-        for s in per_class.values():
-            assert 0 <= s.seed_jaccard <= 1 and not math.isnan(s.noise_jaccard)
+    assert set(report.results) == {"lime", "shap"} and report.seeds == (0, 1)
+    # the pane's report is the core's for the card's settings, seeds and noise
+    expected = stability(photos["chelsea"], classifier, methods=("lime", "shap"), seeds=2, noise_repeats=1,
+                         noise_sigma=2.0, k_top_segments=5, segmentation="slic",
+                         segmentation_params=settings.segmentation_params(), fill=settings.fill,
+                         settings={"lime": {"num_samples": 60}, "shap": {"estimator": "pool"}})
+    assert report.settings == expected.settings and report.top == expected.top
+    for method, per_class in expected.results.items():
+        for label, e in per_class.items():
+            s = report.results[method][label]
+            for metric in ("seed_jaccard", "noise_jaccard", "seed_spearman", "noise_spearman", "lipschitz"):
+                assert getattr(s, metric) == pytest.approx(getattr(e, metric), rel=1e-5), (method, label, metric)
+            assert not math.isnan(s.noise_jaccard) and s.runs == 3
+            np.testing.assert_allclose(s.std, e.std, rtol=1e-4, atol=1e-7)
     html = pane._table(report)
     assert "seed Jaccard" in html and report.top[0].name in html
     title, spread = pane.spread()

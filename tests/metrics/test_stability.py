@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 
+from xai_panel import explain
 from xai_panel.engine.perturbation import Cancelled
 from xai_panel.engine.segmentation import segment
 from xai_panel.metrics.stability import MethodStability, StabilityReport, add_noise, jaccard, spearman, stability
@@ -104,38 +105,90 @@ def test_bad_arguments_are_refused(toy_image):
         stability(toy_image, toy_classifier(), methods=("lime",), seeds=0)
 
 
+def _jaccard_by_hand(a, b) -> float:
+    a, b = set(a), set(b)
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def _mean_pairwise(values, metric) -> float:
+    scores = [metric(values[i], values[j]) for i in range(len(values)) for j in range(i + 1, len(values))]
+    scores = [v for v in scores if not math.isnan(v)]
+    return float(np.mean(scores)) if scores else math.nan
+
+
+def _spearman_by_hand(a, b) -> float:
+    from scipy.stats import spearmanr
+
+    return math.nan if np.ptp(a) == 0 or np.ptp(b) == 0 else float(spearmanr(a, b).statistic)
+
+
 def test_anchor_stability_on_toy_model(toy_image):
-    report = stability(toy_image, toy_classifier(), methods=("anchors",), seeds=3, noise_repeats=1, top_k=2,
-                       segmentation="grid", segmentation_params=GRID,
-                       settings={"anchors": {"coverage_samples": 200, "n_examples": 0}})
-    for label in report.labels:
+    classifier = toy_classifier()
+    settings = {"anchors": {"coverage_samples": 200, "n_examples": 0}}
+    report = stability(toy_image, classifier, methods=("anchors",), seeds=3, noise_repeats=1, top_k=2,
+                       segmentation="grid", segmentation_params=GRID, settings=settings)
+    # the runs it summarises, made again with explain() on the same superpixels: seeds 0-2 on the
+    # clean view, seed 0 on the noisy one
+    view = classifier.prepare(toy_image)
+    segments = segment(view, "grid", seed=0, **GRID)
+    labels = [int(i) for i in np.argsort(-classifier.predict_proba(view[None])[0])[:2]]
+    assert list(report.labels) == labels
+    noisy = add_noise(view, 2.0, np.random.default_rng([0, 0, 0x5EED]))
+    runs = [explain(image, classifier, methods=("anchors",), top_k=2, seed=seed, segments=segments,
+                    settings=settings).anchors for image, seed in ((view, 0), (view, 1), (view, 2), (noisy, 0))]
+    runs, noise_run = runs[:3], runs[3]
+    assert sorted(noise_run) == sorted(labels)  # the noise did not change which classes are explained
+    for label in labels:
         s = report["anchors", label]
+        seed_sets = [set(r[label].segments) for r in runs]
+        noise_set = set(noise_run[label].segments)
         assert math.isnan(s.seed_spearman) and math.isnan(s.noise_spearman)  # sets have no ranking
-        assert 0 <= s.seed_jaccard <= 1 and 0 <= s.noise_jaccard <= 1 and s.runs == 4
-        assert 0 <= s.precision_mean <= 1 and s.precision_std >= 0
-        assert np.all((0 <= s.mean) & (s.mean <= 1))  # how often each superpixel was in the anchor
-        # a 0/1 membership over 4 runs: std is sqrt(p (1 - p)) of that frequency
-        np.testing.assert_allclose(s.std, np.sqrt(s.mean * (1 - s.mean)))
+        assert s.runs == 4
+        assert s.seed_jaccard == pytest.approx(_mean_pairwise(seed_sets, _jaccard_by_hand))
+        assert s.noise_jaccard == pytest.approx(_jaccard_by_hand(seed_sets[0], noise_set))
+        assert s.precision_mean == pytest.approx(np.mean([r[label].precision for r in runs]))
+        assert s.precision_std == pytest.approx(np.std([r[label].precision for r in runs]))
+        # how often each superpixel was in the anchor, over the 4 runs
+        member = np.array([[i in a for i in range(9)] for a in seed_sets + [noise_set]], np.float64)
+        np.testing.assert_allclose(s.mean, member.mean(axis=0))
+        np.testing.assert_allclose(s.std, np.sqrt(s.mean * (1 - s.mean)))  # std of a 0/1 frequency
+    assert any(r[label].segments for r in runs for label in labels)  # the sets compared are not all empty
 
 
-def test_real_model_report_shapes_and_ranges(classifier, chelsea):
+def test_real_model_report_matches_its_runs(classifier, chelsea):
+    settings = {"lime": {"num_samples": 100}, "shap": {"estimator": "pool"}}
     report = stability(chelsea, classifier, methods=("lime", "shap"), seeds=2, noise_repeats=1, top_k=2,
                        k_top_segments=3, segmentation="slic", segmentation_params={"n_segments": 15},
-                       settings={"lime": {"num_samples": 100}, "shap": {"estimator": "pool"}})
+                       settings=settings)
     view = classifier.prepare(chelsea)
     np.testing.assert_array_equal(report.image, view)
     # one segmentation for every run, the one computed from the clean view with base_seed
     np.testing.assert_array_equal(report.segmentation.labels, segment(view, "slic", seed=0, n_segments=15).labels)
-    m = report.segmentation.n_segments
     assert set(report.results) == {"lime", "shap"} and report.seeds == (0, 1)
-    for method, per_class in report.results.items():
-        assert set(per_class) == set(report.labels)
-        for label, s in per_class.items():
-            assert isinstance(s, MethodStability) and s.method == method and s.label == label
-            assert s.mean.shape == (m,) and s.std.shape == (m,) and np.all(s.std >= 0) and s.runs == 3
-            assert 0 <= s.seed_jaccard <= 1 and 0 <= s.noise_jaccard <= 1
-            assert -1 <= s.seed_spearman <= 1 and -1 <= s.noise_spearman <= 1
-            assert s.lipschitz >= 0 and math.isnan(s.precision_mean)
+    # the runs again, through explain() on the same superpixels: seeds 0 and 1, and seed 0 on the noisy view
+    noisy = add_noise(view, 2.0, np.random.default_rng([0, 0, 0x5EED]))
+    runs = [explain(image, classifier, methods=("lime", "shap"), top_k=2, seed=seed, segments=report.segmentation,
+                    settings=settings) for image, seed in ((view, 0), (view, 1), (noisy, 0))]
+    assert all({c.index for c in r.top} == set(report.labels) for r in runs)  # the same two classes explained
+    distance = float(np.linalg.norm(noisy.astype(np.float64) - view))
+    assert report.noise_distances == pytest.approx((distance,))
+    probs = classifier.predict_proba(np.stack([view, noisy]))
+    assert report.probability_changes == pytest.approx((np.abs(probs[1] - probs[0]).max(),), abs=1e-6)
+    for method in ("lime", "shap"):
+        for label in report.labels:
+            s = report[method, label]
+            vectors = [np.asarray(r.lime[label].weights if method == "lime" else r.shap[label].values, np.float64)
+                       for r in runs]
+            tops = [set(np.argsort(-v, kind="stable")[:3].tolist()) for v in vectors]
+            assert isinstance(s, MethodStability) and s.method == method and s.label == label and s.runs == 3
+            assert s.seed_jaccard == pytest.approx(_jaccard_by_hand(tops[0], tops[1]))
+            assert s.noise_jaccard == pytest.approx(_jaccard_by_hand(tops[0], tops[2]))
+            assert s.seed_spearman == pytest.approx(_spearman_by_hand(vectors[0], vectors[1]), abs=1e-6)
+            assert s.noise_spearman == pytest.approx(_spearman_by_hand(vectors[0], vectors[2]), abs=1e-6)
+            assert s.lipschitz == pytest.approx(np.linalg.norm(vectors[0] - vectors[2]) / distance, rel=1e-4)
+            np.testing.assert_allclose(s.mean, np.mean(vectors, axis=0), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(s.std, np.std(vectors, axis=0), rtol=1e-4, atol=1e-6)
+            assert math.isnan(s.precision_mean)
     # sigma = 2 grey levels is invisible: the probabilities barely move
     assert len(report.probability_changes) == 1 and report.max_probability_change < 0.1
     # the pool (100) per run, shared by LIME and SHAP, plus f(x) and f(empty): nothing more

@@ -45,6 +45,22 @@ def test_default_is_embedded_lite0_on_onnxruntime(classifier, chelsea):
     assert top[0].name == classifier.class_names[top[0].index]
 
 
+def test_an_empty_cache_gets_the_export_verified_against_torch(chelsea):
+    import os
+    from pathlib import Path
+
+    from xai_panel.models.onnx_backend import onnx_cache_dir
+
+    assert onnx_cache_dir().parent == Path(os.environ["XAI_PANEL_CACHE"]) and not onnx_cache_dir().exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failed export or check would warn and fall back to torch
+        clf = load_classifier(cache=False)
+    (export,) = onnx_cache_dir().glob("efficientnet_lite0*.onnx")
+    assert clf.backend == "onnxruntime" and clf._runner.path == export
+    reference = load_classifier(backend="torch")
+    assert np.abs(clf.predict_proba(chelsea) - reference.predict_proba(chelsea)).max() < 1e-4
+
+
 def test_onnxruntime_agrees_with_torch_on_real_photos(classifier, chelsea):
     torch_clf = load_classifier(backend="torch")
     assert torch_clf.backend == "torch"
@@ -151,6 +167,17 @@ def test_state_dict_file_for_a_torchvision_architecture(tmp_path):
     clf = load_classifier("resnet18", weights=path, backend="torch")
     assert clf.model_id.startswith("resnet18@") and clf.num_classes == 1000
     assert clf.preprocessing.mean == pytest.approx((0.485, 0.456, 0.406))
+    # the file's weights are the ones used: the same forward pass, by hand, on those weights ...
+    image = np.random.default_rng(2).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    model.eval()
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(clf.preprocessing.normalise(image))), dim=1).numpy()
+    probs = clf.predict_proba(image)
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+    # ... and not an architecture's fresh initialisation
+    torch.manual_seed(1)
+    fresh = load_classifier(torchvision.models.resnet18(weights=None), class_names=clf.class_names, backend="torch")
+    assert np.abs(fresh.predict_proba(image) - probs).max() > 1e-4
 
 
 class _Evil:
@@ -184,9 +211,22 @@ def test_weights_that_do_not_fit_the_architecture(tmp_path):
 
 def test_torchscript_file(tmp_path):
     path = tmp_path / "tiny.ts"
-    torch.jit.script(_Tiny()).save(str(path))
+    tiny = _Tiny()
+    weight = np.array([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [-1, -1, -1]], np.float32)  # not _Tiny's seeded ones
+    bias = np.array([0.0, 0.5, -0.5, 0.25], np.float32)
+    with torch.no_grad():
+        tiny.fc.weight.copy_(torch.from_numpy(weight))
+        tiny.fc.bias.copy_(torch.from_numpy(bias))
+    torch.jit.script(tiny).save(str(path))
     clf = load_classifier(path, class_names=list("abcd"), backend="torch")
-    assert clf.predict_proba(np.zeros((2, 50, 80, 3), np.uint8)).shape == (2, 4)
+    images = np.random.default_rng(3).integers(0, 256, (2, 50, 80, 3), dtype=np.uint8)
+    probs = clf.predict_proba(images)
+    # the archive's module on the prepared views: channel means -> the linear layer -> softmax
+    x = clf.preprocessing.normalise(np.stack([clf.prepare(im) for im in images]))
+    logits = x.mean(axis=(2, 3)) @ weight.T + bias
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert probs.shape == (2, 4)
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
 
 
 class _WrongShape(_Tiny):

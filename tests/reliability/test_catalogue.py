@@ -184,15 +184,33 @@ def test_api_refuses_bad_file_with_its_name_in_the_message(files, case):
     assert str(path) in str(info.value)  # the user learns which file
 
 
+CATS = {"tabby", "tiger cat", "Egyptian cat"}  # ImageNet's names for what chelsea is
+
+
+def _expected_pixels(case: str) -> np.ndarray:
+    """What each good file shows, drawn from its source rather than from any decoder's output."""
+    if case in ("png_16_bit", "grayscale"):  # saved from the grey cat: R = G = B = its luminance
+        return np.repeat(np.asarray(_photo().convert("L"))[..., None], 3, axis=2)
+    if case == "exif_rotated":  # the upright view the EXIF orientation asks for (red on top)
+        return np.asarray(_halves().transpose(Image.Transpose.ROTATE_270))
+    return np.asarray(_photo())
+
+
 @pytest.mark.parametrize("case", GOOD)
 def test_api_explains_odd_but_valid_file(files, classifier, case):
     path, shape = files[1][case]
     image = load_image(path)
     assert image.shape == (*shape, 3) and image.dtype == np.uint8
+    # the decoded pixels are the source's, up to lossy coding (measured mean error: 0 for PNG,
+    # 1.4 CMYK JPEG, 2.1 GIF, 4.4 64-colour palette; swapped colour channels: 40 and more)
+    error = np.abs(image.astype(np.float64) - _expected_pixels(case)).mean()
+    assert error < 6.0, f"decoded {case} differs from its source by {error:.1f} grey levels on average"
     result = explain(image, classifier, **FAST)
     label = result.top[0].index
     assert result.image.shape == (224, 224, 3)
     assert np.isfinite(result.lime[label].weights).all()
+    if case != "exif_rotated":  # every other good file is the cat photo
+        assert result.top[0].name in CATS, result.top
 
 
 def test_api_over_max_bytes_as_an_upload(files):
@@ -283,13 +301,17 @@ def test_cli_classify_reports_bad_file_on_one_stderr_line(files, classify_run, c
 
 
 @pytest.mark.parametrize("case", GOOD)
-def test_cli_classify_prints_top_class_of_odd_but_valid_file(files, classify_run, case):
+def test_cli_classify_prints_top_class_of_odd_but_valid_file(files, classify_run, classifier, case):
     path, _ = files[1][case]
     assert f"{path}: error" not in classify_run.stderr
     block = classify_run.stdout.split(f"{path}  (")
     assert len(block) == 2, classify_run.stdout
-    first_row = block[1].splitlines()[2].split()
-    assert first_row[0] == "1" and 0.0 < float(first_row[2]) <= 1.0
+    rank, index, probability, *name = block[1].splitlines()[2].split()
+    (top,) = classifier.top_k(load_image(path), 1)  # the API's answer for the same file
+    assert (rank, int(index), " ".join(name)) == ("1", top.index, top.name)
+    assert float(probability) == pytest.approx(top.probability, abs=1e-4)  # printed to 4 decimals
+    if case != "exif_rotated":
+        assert top.name in CATS
 
 
 def test_cli_classify_of_good_files_only_exits_zero(files):
@@ -450,4 +472,14 @@ def test_cli_precompute_refuses_out_of_range_setting(files, tmp_path):
     result = run_cli("precompute", files[2], "--store", tmp_path / "s.sqlite", *FAST_ARGS,
                      "--set", "lime.num_samples=999999999")
     assert_clean_failure(result, 2, r"xai-panel precompute: error: .*num_samples' must be at most 50000, not 999999999")
-    assert not (tmp_path / "s.sqlite").exists() or "computed" not in result.stdout
+    # refused before any image was explained: no report, and nothing stored (the store file
+    # itself is opened before the settings are checked, so it may exist, empty)
+    assert "computed" not in result.stdout, result.stdout
+    if (tmp_path / "s.sqlite").exists():
+        from xai_panel.store import ExplanationStore
+
+        store = ExplanationStore(tmp_path / "s.sqlite", create=False)
+        try:
+            assert store.count() == 0
+        finally:
+            store.close()
