@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from xai_panel.components import ALL, Gallery
 from xai_panel.apps.frame import UrlState, configured_dataset, configured_settings
+from xai_panel.components import ALL, Gallery
 from xai_panel.data import open_dataset
 
 

@@ -11,10 +11,10 @@ import threading
 import time
 import traceback
 
-from .batch_helpers import FAST, FAST_ARGS, PYTHON, copy_images
-
 from xai_panel.data import image_hash, load_image
 from xai_panel.store import ExplainRequest, ExplanationStore
+
+from .batch_helpers import FAST, FAST_ARGS, PYTHON, copy_images
 
 TIMEOUT = 300
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
-import distributed  # a required dependency (dask[distributed]): missing, the suite fails here
 import numpy as np
-from .batch_helpers import FAST
 
 from xai_panel.batch import precompute
 from xai_panel.data import image_hash, load_image
 from xai_panel.store import ExplainRequest, ExplanationStore
+
+from .batch_helpers import FAST
 
 
 def test_two_workers_store_the_same_results_as_one_process(tmp_path, images):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from .batch_helpers import FAST, FAST_ARGS
 
 from xai_panel.batch import Precompute, precompute
 from xai_panel.cli_store import add_precompute_parser, add_store_parser, main_precompute, parse_settings
 from xai_panel.data import image_hash, load_image
 from xai_panel.store import ExplainRequest, ExplanationStore
+
+from .batch_helpers import FAST, FAST_ARGS
 
 
 def _bad_images(folder):

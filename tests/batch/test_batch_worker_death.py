@@ -16,12 +16,12 @@ import signal
 import distributed
 import pytest
 
-from .batch_helpers import FAST, copy_images
-from .conftest import start_cluster
-
 from xai_panel.batch import Precompute, precompute
 from xai_panel.data import image_hash, load_image
 from xai_panel.store import ExplanationStore
+
+from .batch_helpers import FAST, copy_images
+from .conftest import start_cluster
 
 IMAGES = 4
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from xai_panel.components import ALL, UNLABELLED, Gallery
-from xai_panel.render.thumbnails import PLACEHOLDER
 from xai_panel.data import open_dataset
+from xai_panel.render.thumbnails import PLACEHOLDER
 
 from .conftest import wait_until
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from xai_panel.components import (
-    ExplainerSettings, ExplanationSession, Gallery, LimePane, MemoryCache, ShapPane, TimingPane, TopClasses,
+    ExplainerSettings,
+    ExplanationSession,
+    Gallery,
+    LimePane,
+    MemoryCache,
+    ShapPane,
+    TimingPane,
+    TopClasses,
 )
 from xai_panel.data import open_dataset
 

@@ -7,9 +7,15 @@ import numpy as np
 import panel as pn
 
 from xai_panel.apps.panes import explanation_cards
-from xai_panel.components import (ExplainerSettings, ExplanationSession, MemoryCache, ScorePane, TopClasses,
-                                  method_pane,
-                                  pane_class)
+from xai_panel.components import (
+    ExplainerSettings,
+    ExplanationSession,
+    MemoryCache,
+    ScorePane,
+    TopClasses,
+    method_pane,
+    pane_class,
+)
 from xai_panel.render.overlays import score_map
 
 from .conftest import wait_until

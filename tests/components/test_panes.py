@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import base64
+import dataclasses
 import io
 import re
 
@@ -14,10 +13,10 @@ from PIL import Image
 
 from xai_panel.components import AnchorPane, ImagePane, LimePane, ShapPane, TimingPane, TopClasses
 from xai_panel.components.panes.image import shrink
-from xai_panel.render.overlays import anchor_overlay, lime_overlay, score_map, symmetric_limit
 from xai_panel.components.panes.scores import score_overlay
-from xai_panel.render.tiles import tile_cache
 from xai_panel.methods.anchors import AnchorResult
+from xai_panel.render.overlays import anchor_overlay, lime_overlay, score_map, symmetric_limit
+from xai_panel.render.tiles import tile_cache
 
 
 def pictures(html: str) -> list[np.ndarray]:
@@ -88,7 +87,7 @@ def test_lime_pane_draws_each_class_and_filters_without_recomputing(lime_shap):
     assert captions(html) == [label for label, _ in tiles]
     assert all(close(sent, tile) for sent, (_, tile) in zip(pictures(html), tiles))
     assert len(re.findall(r'class="xp-tile xp-chosen"', html)) == 1
-    assert html.index("xp-chosen") > html.index(f"<figcaption>1. ")  # rank 2 is framed, not rank 1
+    assert html.index("xp-chosen") > html.index("<figcaption>1. ")  # rank 2 is framed, not rank 1
     hits = tile_cache().hits
     pane.selected = lime_shap.top[0].index  # moving the frame re-encodes nothing
     assert tile_cache().hits >= hits + 5 and captions(pane._view.object)[0].startswith("▶ 1.")
@@ -153,7 +152,6 @@ def test_panes_show_placeholders_and_errors_before_results(lime_shap):
 
 
 def test_a_pane_redraws_only_when_its_own_results_change(lime_shap):
-    import dataclasses
 
     pane = LimePane(explanation=lime_shap)
     drawn = []
@@ -176,7 +174,8 @@ def test_timing_pane_reports_the_engine_costs(lime_shap):
     assert "<td>–</td>" in pane._table(lime_shap, {"lime": 0.5}, False)  # not known: a dash, not 'nan'
     bars = pane._bars(lime_shap)
     widths = [float(w) for w in re.findall(r"width: ([\d.]+)%", bars)]
-    assert len(widths) == 2 * len(rows) and max(widths[i] + widths[i + 1] for i in range(0, len(widths), 2)) == pytest.approx(100, abs=0.2)
+    assert len(widths) == 2 * len(rows)
+    assert max(widths[i] + widths[i + 1] for i in range(0, len(widths), 2)) == pytest.approx(100, abs=0.2)
     for row in rows:  # every method's wall time is written next to its bar
         assert f"{row['wall_seconds']:.2f} s" in bars
 

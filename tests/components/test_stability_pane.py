@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from xai_panel.components import ExplainerSettings, StabilityPane
 from xai_panel import stability
+from xai_panel.components import ExplainerSettings, StabilityPane
 
 
 def test_stability_is_computed_on_request_with_progress(photos, classifier):

@@ -7,7 +7,6 @@ import struct
 import zlib
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from xai_panel.components import ImageUpload
@@ -22,7 +21,8 @@ def png_bytes(image: np.ndarray) -> bytes:
 def huge_png_header(width: int, height: int) -> bytes:
     """A PNG that claims to be enormous (a decompression bomb's header)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
 

@@ -9,8 +9,8 @@ import pytest
 
 import xai_panel as xp
 from xai_panel.engine.perturbation import Cancelled
-from xai_panel.methods import LimeExplainer
 from xai_panel.engine.segmentation import segment
+from xai_panel.methods import LimeExplainer
 
 FAST = {"lime": {"num_samples": 150}}
 

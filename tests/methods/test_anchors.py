@@ -12,10 +12,10 @@ import threading
 import numpy as np
 import pytest
 
-from xai_panel.methods.anchors import TOP1, TOPK, _CoalitionSampler, _RowStore, _search, class_ranks, explain_anchors
 from xai_panel.engine.perturbation import Cancelled, PerturbationEngine, uniform_coalitions
-from xai_panel.methods.lime import lime_pool
 from xai_panel.engine.segmentation import segment
+from xai_panel.methods.anchors import TOP1, TOPK, _CoalitionSampler, _RowStore, _search, class_ranks, explain_anchors
+from xai_panel.methods.lime import lime_pool
 from xai_panel.models import Classifier, Preprocessing
 from xai_panel.models.classifier import top_k_of
 

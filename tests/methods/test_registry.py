@@ -13,8 +13,7 @@ import pytest
 
 import xai_panel
 from xai_panel.engine.results import ScoreResult
-from xai_panel.methods import (Explainer, available_methods, default_methods, make_explainer, method_class,
-                               registry, run_order)
+from xai_panel.methods import Explainer, available_methods, default_methods, make_explainer, method_class, registry, run_order
 
 PACKAGE = Path(xai_panel.__file__).resolve().parent
 

@@ -328,7 +328,7 @@ def test_cli_precompute_continues_past_bad_files_and_lists_them(files, tmp_path)
     assert f"{len(bad) + len(good)} images: {len(good)} computed, 0 already stored, {len(bad)} failed" in out, out
     failures = out.split("failed images (run again to retry them):")[1]
     for path, message in bad.values():
-        line = next(l for l in failures.splitlines() if l.strip().startswith(f"{path.name}: "))
+        line = next(row for row in failures.splitlines() if row.strip().startswith(f"{path.name}: "))
         assert re.search(message, line), line
     for path, _ in good.values():
         assert f"{path.name}:" not in failures

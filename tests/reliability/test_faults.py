@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 
 from xai_panel.batch import precompute
-from xai_panel.engine.pipeline import explain
 from xai_panel.engine.perturbation import PerturbationEngine, uniform_coalitions
+from xai_panel.engine.pipeline import explain
 from xai_panel.engine.segmentation import segment
-from xai_panel.models import Classifier, load_classifier
+from xai_panel.models import Classifier
 from xai_panel.store import ExplanationStore, StoreError
 
 REPO = Path(__file__).resolve().parents[2]

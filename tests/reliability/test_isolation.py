@@ -96,8 +96,8 @@ def private_views(served_app, tmp_path, monkeypatch):
     """What would show if the private photo were served: its file bytes (base64, as in a data
     URI), its gallery thumbnail and its picture in the image pane, made by the real components."""
     from xai_panel.components import ImagePane
-    from xai_panel.render.thumbnails import ThumbnailStore
     from xai_panel.data import ImageRecord, load_image
+    from xai_panel.render.thumbnails import ThumbnailStore
 
     monkeypatch.setenv("XAI_PANEL_CACHE", str(tmp_path / "cache"))
     private = served_app.data.parent / "outside" / "private.png"

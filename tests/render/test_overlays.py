@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from xai_panel.render.overlays import (
-    ANCHOR, NEGATIVE, POSITIVE, anchor_overlay, boundaries, dim, lime_overlay, score_map, symmetric_limit,
-)
 from xai_panel.methods.anchors import AnchorResult
 from xai_panel.methods.lime import LimeResult
 from xai_panel.methods.shap import ShapResult
+from xai_panel.render.overlays import (
+    ANCHOR,
+    NEGATIVE,
+    POSITIVE,
+    anchor_overlay,
+    boundaries,
+    dim,
+    lime_overlay,
+    score_map,
+    symmetric_limit,
+)
 
 # Four 4x4 superpixels in an 8x8 image: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.
 SEGMENTS = np.kron(np.arange(4).reshape(2, 2), np.ones((4, 4), int)).astype(np.int32)

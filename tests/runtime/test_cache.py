@@ -65,8 +65,8 @@ def test_decoded_images_are_shared_read_only_and_follow_the_file(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from xai_panel.runtime.cache import DecodedImages
     from xai_panel.data import image_hash, load_image
+    from xai_panel.runtime.cache import DecodedImages
 
     path = tmp_path / "photo.png"
     Image.fromarray(np.full((40, 60, 3), 10, np.uint8)).save(path)

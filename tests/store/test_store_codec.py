@@ -83,7 +83,8 @@ class _Boom:
 def test_reading_never_unpickles(tmp_path):
     payload = io.BytesIO()
     with zipfile.ZipFile(payload, "w") as z:
-        z.writestr("manifest.json", json.dumps({"format": 1, "value": {"$d": [["x", {"$a": "a0", "shape": [1], "dtype": "|O"}]]}}))
+        entry = {"$a": "a0", "shape": [1], "dtype": "|O"}
+        z.writestr("manifest.json", json.dumps({"format": 1, "value": {"$d": [["x", entry]]}}))
         npy = io.BytesIO()
         np.save(npy, np.array([_Boom()], dtype=object), allow_pickle=True)
         z.writestr("a0.npy", npy.getvalue())

@@ -12,9 +12,18 @@ import pytest
 from PIL import Image
 
 from xai_panel.methods.anchors import AnchorResult
-from xai_panel.store import (SCHEMA_VERSION, ExplainRequest, ExplanationStore, StoreError, StoreFullError,
-                             StoreLockedError, explain_cached, export_result, find_results,
-                             package_version)
+from xai_panel.store import (
+    SCHEMA_VERSION,
+    ExplainRequest,
+    ExplanationStore,
+    StoreError,
+    StoreFullError,
+    StoreLockedError,
+    explain_cached,
+    export_result,
+    find_results,
+    package_version,
+)
 from xai_panel.store.sqlite import APPLICATION_ID
 
 from .conftest import errors_in_threads
