@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import panel as pn
+import pytest
 
 from xai_panel.apps.panes import explanation_cards
 from xai_panel.components import (
@@ -59,3 +60,21 @@ def test_the_occlusion_card_shows_when_requested_and_draws_its_scores(photos):
     first = res.top[0].index
     assert np.allclose(tiles[0][1], score_map(res.segmentation.labels, res.occlusion[first]))
     assert res.costs["occlusion"].forward_passes + res.costs["occlusion"].cache_hits == res.segmentation.n_segments + 1
+
+
+def test_a_method_named_like_a_setting_is_refused():
+    import param
+
+    from xai_panel.methods import Explainer
+
+    class Seed(Explainer):
+        method = "seed"
+        label = "Seed"
+        in_default = False
+
+    try:
+        with pytest.raises(ValueError, match="a method cannot be called 'seed': the settings already have a 'seed'"):
+            ExplainerSettings()
+    finally:
+        Seed.registered = False
+    assert isinstance(ExplainerSettings.param["seed"], param.Integer)

@@ -71,11 +71,15 @@ class ExplainerSettings(pn.viewable.Viewer):
     def _add_method_parameters(cls) -> tuple[str, ...]:
         """One ClassSelector per registered method (methods registered later are added then)."""
         for name, explainer in registry().items():
-            if name not in cls.param:
-                if name in ExplainerSettings.param and ExplainerSettings.param[name].owner is not ExplainerSettings:
-                    raise ValueError(f"a method cannot be called {name!r}: it is a setting")
-                ExplainerSettings.param.add_parameter(name, param.ClassSelector(
-                    class_=explainer, instantiate=True, doc=f"{explainer.label}'s settings."))
+            if name in cls.param:
+                existing = cls.param[name]
+                if not (isinstance(existing, param.ClassSelector)
+                        and getattr(existing.class_, "method", None) == name):
+                    raise ValueError(f"a method cannot be called {name!r}: the settings already have a {name!r}")
+                existing.class_ = explainer  # the class now registered under that name
+                continue
+            ExplainerSettings.param.add_parameter(name, param.ClassSelector(
+                class_=explainer, instantiate=True, doc=f"{explainer.label}'s settings."))
         return available_methods()
 
     def __init__(self, settings: dict | None = None, **params):
