@@ -8,28 +8,14 @@ import threading
 import numpy as np
 import pytest
 
+from tests.methods.test_shap import toy_classifier  # the same fixed two-layer network
 from xai_panel import explain
 from xai_panel.engine.perturbation import Cancelled
 from xai_panel.engine.segmentation import segment
 from xai_panel.metrics.stability import MethodStability, StabilityReport, add_noise, jaccard, spearman, stability
-from xai_panel.models.classifier import Classifier, Preprocessing
 
 SIZE = 32
 GRID = {"rows": 3, "cols": 3}  # M = 9 superpixels, 512 coalitions
-
-
-def toy_classifier(n_classes: int = 3, hidden: int = 8, seed: int = 0) -> Classifier:
-    """A fixed random two-layer network on raw pixels: nonlinear, deterministic, instant."""
-    rs = np.random.RandomState(seed)
-    a = rs.normal(0, 1, (3 * SIZE * SIZE, hidden)) * 4 / np.sqrt(3 * SIZE * SIZE)
-    b = rs.normal(0, 1, (hidden, n_classes))
-
-    def runner(x: np.ndarray) -> np.ndarray:
-        return np.tanh(x.reshape(len(x), -1) @ a) @ b
-
-    return Classifier(runner, [f"class{i}" for i in range(n_classes)], model_id="toy-mlp",
-                      preprocessing=Preprocessing(crop_size=SIZE, resize_size=SIZE, mean=(0.5,) * 3, std=(0.25,) * 3),
-                      batch_size=64)
 
 
 @pytest.fixture(scope="module")

@@ -31,13 +31,15 @@ from panel.io.document import hold
 from panel.io.state import set_curdoc
 from tornado.ioloop import IOLoop
 
+from ..config import ENV, Config
+
 __all__ = ["ComputeQueue", "DaemonPool", "Job", "JobRunner", "MAX_QUEUE_ENV", "COMPUTE_THREADS_ENV", "ServerBusy",
            "compute_queue", "executor", "compute_executor", "foreground", "wait_for_foreground_idle", "classifier"]
 
-MAX_QUEUE_ENV = "XAI_PANEL_MAX_QUEUE"
+MAX_QUEUE_ENV = ENV["max_queue"]
 _FLUSH_RETRY = 5.0  # seconds after which a pending flush that never ran is scheduled again
-COMPUTE_THREADS_ENV = "XAI_PANEL_COMPUTE_THREADS"
-DEFAULT_MAX_QUEUE = 8
+COMPUTE_THREADS_ENV = ENV["compute_threads"]
+DEFAULT_MAX_QUEUE = Config.param.max_queue.default  # stated once, in the config
 _log = logging.getLogger(__name__)
 
 

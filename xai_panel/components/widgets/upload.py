@@ -6,13 +6,14 @@ import numpy as np
 import panel as pn
 import param
 
+from ...config import Config
 from ...data import ImageError, load_image
 from ...runtime.jobs import Job, JobRunner
 
 __all__ = ["ImageUpload", "MAX_UPLOAD_MB", "max_upload_mb"]
 
-MAX_UPLOAD_MB = 20
-"""Default upload limit in MB; ``XAI_PANEL_MAX_UPLOAD_MB`` overrides it (1 to 1024)."""
+MAX_UPLOAD_MB = Config.param.max_upload_mb.default
+"""Default upload limit in MB; ``XAI_PANEL_MAX_UPLOAD_MB`` overrides it (see ``xai_panel.config``)."""
 
 
 def max_upload_mb() -> int:
