@@ -127,6 +127,23 @@ def test_user_module_with_class_names_on_both_backends():
     np.testing.assert_allclose(clf_t.predict_proba(x), clf_o.predict_proba(x), atol=1e-5)
 
 
+def test_the_torch_module_is_kept_beside_any_runner_and_an_onnx_file_has_none(tmp_path):
+    """Gradient methods and the sanity check need the module, also when passes run on ONNX Runtime."""
+    names = ["a", "b", "c", "d"]
+    user = _Tiny()
+    for backend in ("torch", "onnxruntime"):
+        clf = load_classifier(user, class_names=names, backend=backend)
+        module, device = clf.require_torch("Grad-CAM")
+        assert clf.backend == backend and module is user and device == clf.torch_device == "cpu"
+        assert not module.training
+    path = tmp_path / "tiny.onnx"
+    torch.onnx.export(_Tiny(), torch.zeros(1, 3, 224, 224), str(path), dynamo=False)
+    from_file = load_classifier(path, class_names=names)
+    assert from_file.torch_module is None
+    with pytest.raises(ModelError, match="Grad-CAM needs a torch model: 'tiny@.*ONNX file"):
+        from_file.require_torch("Grad-CAM")
+
+
 class _BranchOnInput(_Tiny):
     """Tracing records one branch of a data-dependent ``if``: the exported graph is wrong."""
 

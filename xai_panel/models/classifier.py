@@ -95,6 +95,8 @@ class Classifier:
         device: str = "cpu",
         backend: str = "torch",
         outputs: str = "logits",
+        module=None,
+        module_device: str | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -108,6 +110,8 @@ class Classifier:
         self.device = device
         self.backend = backend
         self.outputs = outputs
+        self._module = module
+        self._module_device = module_device or device
         self._counters = _Counters()
 
     def __repr__(self) -> str:
@@ -123,6 +127,27 @@ class Classifier:
     @property
     def input_size(self) -> int:
         return self.preprocessing.crop_size
+
+    @property
+    def torch_module(self):
+        """The ``torch.nn.Module`` behind this classifier (in eval mode, on ``torch_device``),
+        or None for a model given as an ONNX file. Gradient methods and the model
+        randomisation check use it, also when forward passes run on ONNX Runtime."""
+        return self._module
+
+    @property
+    def torch_device(self) -> str:
+        """The device ``torch_module`` lives on (a GPU when the user has one)."""
+        return self._module_device
+
+    def require_torch(self, purpose: str):
+        """``(module, device)`` for ``purpose``; a clear ``ModelError`` when there is no torch model."""
+        if self._module is None:
+            raise ModelError(
+                f"{purpose} needs a torch model: {self.model_id!r} was loaded from an ONNX file, which has no "
+                "gradients or weights to change. Load the model as TorchScript or a torchvision architecture "
+                "with its weights to use it; the perturbation methods still work.")
+        return self._module, self._module_device
 
     @property
     def forward_passes(self) -> int:

@@ -238,6 +238,7 @@ def _load(name, weights, class_names, device, backend, batch_size, preprocessing
 
     runner = None
     chosen = "torch"
+    module_device = device
     if backend == "onnxruntime" or (backend == "auto" and device == "cpu"):
         rng = np.random.default_rng(0)
         probe = prep.normalise(rng.integers(0, 256, (3, prep.crop_size, prep.crop_size, 3), dtype=np.uint8))
@@ -246,8 +247,12 @@ def _load(name, weights, class_names, device, backend, batch_size, preprocessing
             chosen, device = "onnxruntime", "cpu"
     if runner is None:
         runner = TorchRunner(module, device)
+        module = runner.module
+    else:
+        module = module.eval().to(module_device)
     classifier = Classifier(runner, names, model_id=model_id, preprocessing=prep,
-                            batch_size=batch_size, device=device, backend=chosen)
+                            batch_size=batch_size, device=device, backend=chosen,
+                            module=module, module_device=module_device)
     # Fail at load time, not mid-explanation, if the output does not match the class list.
     try:
         classifier.predict_proba(np.zeros((1, prep.crop_size, prep.crop_size, 3), np.uint8))
