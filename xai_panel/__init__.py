@@ -31,6 +31,9 @@ _EXPORTS = {
     "AnchorExplainer": "xai_panel.methods",
     "ShapExplainer": "xai_panel.methods",
     "stability": "xai_panel.metrics.stability",
+    "faithfulness": "xai_panel.metrics.faithfulness",
+    "agreement": "xai_panel.metrics.agreement",
+    "add_metrics": "xai_panel.metrics.trust",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -48,6 +48,8 @@ def explain(
     cancel=None,
     on_method: Callable[[Explanation], None] | None = None,
     preview: int = 0,
+    metrics: Iterable[str] | str = (),
+    metric_settings: Mapping[str, object] | None = None,
 ) -> Explanation:
     """Explain the ``top_k`` classes of ``image`` with ``methods``, sharing model passes.
 
@@ -65,6 +67,12 @@ def explain(
     preview's passes are not repeated); the result does not depend on it.
     ``methods`` defaults to ``xai_panel.methods.default_methods()``; any registered method
     (``available_methods()``) may be named. Same inputs and seed, same result.
+
+    ``metrics`` (``"faithfulness"``, ``"rise"``, ``"agreement"``: ``xai_panel.metrics.trust``)
+    are computed after every method, on the same engine (passes the methods made are free),
+    into ``res.faithfulness[method][label]`` and ``res.agreement[label]``;
+    ``metric_settings`` sets ``steps``, ``random_orders``, ``seed`` (of the random orders)
+    and ``k`` (the agreement's top-k).
     """
     classifier = classifier or _default_classifier()
     methods = run_order(default_methods() if methods is None else methods)
@@ -79,6 +87,9 @@ def explain(
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     if not isinstance(preview, (int, np.integer)) or preview < 0:
         raise ValueError(f"preview must be an integer >= 0, got {preview!r}")
+    from ..metrics.trust import add_metrics, check_metrics  # metrics sit above the pipeline's layer
+
+    metrics, metric_settings = check_metrics(metrics, metric_settings)
 
     t0 = time.perf_counter()
     view = classifier.prepare(np.asarray(image))
@@ -119,4 +130,6 @@ def explain(
         result = result.with_results(costs=costs, **{method: output})
         if on_method is not None:
             on_method(result)
+    if metrics:
+        result = add_metrics(result, classifier, metrics, settings=metric_settings, engine=engine)
     return result

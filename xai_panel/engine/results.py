@@ -107,6 +107,11 @@ class Explanation:
     preview: tuple[str, ...] = ()
     # Per method that failed, why (the other methods' results are still here); not stored.
     errors: Mapping[str, str] = field(default_factory=dict)
+    # The trust metrics (``xai_panel.metrics.trust``): faithfulness[method][label] (a
+    # ``Faithfulness``), agreement[label] (an ``Agreement``), and the settings they used.
+    faithfulness: Mapping[str, Mapping[int, object]] = field(default_factory=dict)
+    agreement: Mapping[int, object] = field(default_factory=dict)
+    metric_settings: Mapping[str, Mapping] = field(default_factory=dict)
 
     def __getattr__(self, name: str):
         # Only called when normal lookup fails: a method name reads its results.
@@ -121,9 +126,14 @@ class Explanation:
         raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r} (and no method of that name)")
 
     def with_results(self, costs: Mapping[str, MethodCost] | None = None, **results) -> "Explanation":
-        """A copy with ``results`` (method -> {label: result}) added or replaced."""
+        """A copy with ``results`` (method -> {label: result}) added or replaced.
+
+        The metrics of a replaced method's results, and the agreement, no longer hold and are dropped.
+        """
+        faithfulness = {m: f for m, f in self.faithfulness.items() if m not in results}
         return replace(self, results={**self.results, **results},
-                       costs=dict(self.costs) if costs is None else dict(costs))
+                       costs=dict(self.costs) if costs is None else dict(costs),
+                       faithfulness=faithfulness, agreement={} if results else self.agreement)
 
     @property
     def labels(self) -> tuple[int, ...]:
