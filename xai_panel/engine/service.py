@@ -215,6 +215,30 @@ class ExplanationService:
                       methods=[m for m in done if m in missing], record=record)
         return result
 
+    def measure(self, result: Explanation, classifier, image_hash: str, request: ExplainRequest,
+                metrics: Iterable[str] | str = ("faithfulness", "agreement"), *, settings: Mapping | None = None,
+                explainers: Mapping | None = None, progress: Callable[[str, int, int], None] | None = None,
+                cancel=None, write: bool = True) -> Explanation:
+        """``result`` with the trust ``metrics`` it lacks (``xai_panel.metrics.trust``), kept.
+
+        Runs after the explanations (it never delays them): a stored or cached result pays
+        only for what it lacks. The measured result replaces the unmeasured one in the
+        memory cache, and (``write``) the methods whose faithfulness is new are written to
+        the store again with it. ``Cancelled`` propagates.
+        """
+        from ..metrics.trust import add_metrics
+        from .perturbation import PerturbationEngine
+
+        engine = PerturbationEngine(result.image, result.segmentation, classifier, result.settings.get("fill", "mean"),
+                                    progress=progress, cancel=cancel)
+        measured = add_metrics(result, classifier, metrics, settings=settings, engine=engine)
+        changed = [m for m in measured.faithfulness if measured.faithfulness[m] is not result.faithfulness.get(m)]
+        if self.cache is not None and not measured.errors:
+            self.cache.put(self.key(image_hash, request, explainers), measured)
+        if write and changed:
+            self.keep(measured, image_hash, request, explainers, methods=changed)
+        return measured
+
     def explain(self, image: np.ndarray, classifier, request: ExplainRequest, *, image_hash: str | None = None,
                 explainers: Mapping | None = None, record=None, progress=None, cancel=None,
                 on_method: Callable[[Explanation], None] | None = None, preview: int = 0) -> Explanation | None:
