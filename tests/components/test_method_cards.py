@@ -45,7 +45,7 @@ def test_the_occlusion_card_shows_when_requested_and_draws_its_scores(photos):
     top = TopClasses.from_session(session)
     cards = {card.title.split(" · ")[0]: card for card in explanation_cards(session, settings, top)
              if isinstance(card, pn.Card)}
-    assert list(cards) == ["LIME", "Anchors", "SHAP", "Occlusion"]
+    assert list(cards) == ["LIME", "Anchors", "SHAP", "Occlusion", "Trust"]  # the methods' cards, then trust
     assert cards["LIME"].visible and not cards["Occlusion"].visible
     settings.methods = ["lime", "occlusion"]
     assert cards["Occlusion"].visible and not cards["SHAP"].visible

@@ -1,5 +1,5 @@
 """The cards both dashboards show under the prediction: one per registered method, then cost
-and stability. A method's card is shown while the settings request it."""
+trust, and stability. A method's card is shown while the settings request it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import panel as pn
 from ..components.panes.base import method_pane
 from ..components.panes.stability import StabilityPane
 from ..components.panes.timing import TimingPane
+from ..components.panes.trust import TrustPane
 from ..methods.base import method_class
 
 __all__ = ["explanation_cards", "CARD"]
@@ -20,7 +21,7 @@ def _requested(request: dict, method: str) -> bool:
 
 
 def explanation_cards(session, settings, inspect) -> list:
-    """A card per registered method (its pane), then the cost and stability cards."""
+    """A card per registered method (its pane), then the trust, cost and stability cards."""
     cards = []
     for method in settings.param.methods.objects:  # every registered method, in display order
         pane = method_pane(session, method, inspect=inspect)
@@ -30,6 +31,9 @@ def explanation_cards(session, settings, inspect) -> list:
         title = f"{explainer.label} · {explainer.caption}" if explainer.caption else explainer.label
         cards.append(pn.Card(pane, title=title, css_classes=[f"xp-card-{method}"],
                              visible=pn.bind(_requested, settings.param.request, method), **CARD))
+    cards.append(pn.Card(TrustPane.from_session(session, inspect=inspect),
+                         title="Trust · faithfulness (deletion, insertion) and agreement", css_classes=["xp-card-trust"],
+                         **CARD))
     timing = TimingPane.from_session(session)
     stability = StabilityPane.from_session(session, inspect=inspect)
     cards.append(pn.Row(

@@ -14,14 +14,16 @@ __all__ = ["TimingPane"]
 def _order() -> tuple[str, ...]:
     from ...methods.base import available_methods
 
-    return ("top-k", *available_methods())
+    return ("top-k", *available_methods(), "faithfulness")
 
 
 def _name(method: str) -> str:
     from ...methods.base import registry
 
     cls = registry().get(method)
-    return cls.label if cls is not None else "segment + top-k" if method == "top-k" else method
+    if cls is not None:
+        return cls.label
+    return {"top-k": "segment + top-k", "faithfulness": "trust metrics"}.get(method, method)
 _CSS = """
 .xp-table { border-collapse: collapse; font-size: 12px; width: 100%; font-variant-numeric: tabular-nums; }
 .xp-table th { text-align: right; color: #6b7280; font-weight: 600; border-bottom: 1px solid #e5e7eb; padding: 3px 8px; }
@@ -39,7 +41,7 @@ _CSS = """
 
 def _ready(timings: dict, method: str) -> str:
     """Seconds from the click until ``method``'s result was ready ('top-k' is the session's 'top')."""
-    seconds = timings.get("top" if method == "top-k" else method)
+    seconds = timings.get({"top-k": "top", "faithfulness": "trust"}.get(method, method))
     return "–" if seconds is None else f"{seconds:.2f}"
 
 

@@ -30,6 +30,7 @@ from ...engine.request import ExplainRequest
 from ...engine.results import ClassScore, Explanation
 from ...engine.service import ExplanationService, MethodsFailed
 from ...methods.base import available_methods
+from ...metrics.trust import METRICS, check_metrics
 from ...models import ModelError
 from ...models.classifier import top_k_of
 from ...runtime.cache import ExplanationCache, decoded_images, default_cache
@@ -43,6 +44,9 @@ DEFAULT_MODEL = "efficientnet_lite0"
 _log = logging.getLogger(__name__)
 STATUSES = ("idle", "loading", "explaining", "done", "error")
 _PROGRESS_INTERVAL = 0.25  # seconds between progress updates sent to the page
+INTERACTIVE_METRICS = {"steps": 10}
+"""The dashboards' metric settings: deletion/insertion in 10 steps (about 400 passes for three methods and
+five classes, against about 1200 at one superpixel per step)."""
 
 
 def _describe(source) -> str:
@@ -82,6 +86,11 @@ class ExplanationSession(pn.viewable.Viewer):
     store = param.Parameter(default=None, doc=(
         "An ExplanationStore (SQLite) read before computing and written after: results precomputed with "
         "`xai-panel precompute` and the same settings show at once, new ones are kept. None: memory only."))
+    metrics = param.ListSelector(default=["faithfulness", "agreement"], objects=list(METRICS), doc=(
+        "Trust metrics measured after the explanations (never delaying them), cached and stored with them."))
+    metric_settings = param.Dict(default=dict(INTERACTIVE_METRICS), doc=(
+        "Settings of the metrics (xai_panel.metrics.trust.METRIC_SETTINGS); the dashboards' default measures "
+        "deletion and insertion in 10 steps, not one per superpixel."))
 
     image = param.Array(default=None, allow_None=True, constant=True, doc="The decoded image (read-only).")
     image_name = param.String(default="", constant=True, doc="Name of the image shown (read-only).")
@@ -102,7 +111,11 @@ class ExplanationSession(pn.viewable.Viewer):
     error = param.String(default="", constant=True, doc="Why the image could not be explained (read-only).")
     from_cache = param.Boolean(default=False, constant=True, doc="The explanation came from the cache (read-only).")
     timings = param.Dict(default={}, constant=True,
-                         doc="Seconds from the request to: 'top', each method, 'done' (read-only).")
+                         doc="Seconds from the request to: 'top', each method, 'done', 'trust' (read-only).")
+    measuring = param.Boolean(default=False, constant=True,
+                              doc="The trust metrics of the explanation shown are being measured (read-only).")
+    metrics_error = param.String(default="", constant=True,
+                                 doc="Why the trust metrics could not be measured (read-only).")
 
     def __init__(self, **params):
         params.setdefault("settings", ExplainerSettings())
@@ -117,13 +130,14 @@ class ExplanationSession(pn.viewable.Viewer):
             self.refresh()
 
     # -- public API ----------------------------------------------------------------------
-    @param.depends("source", "model", "settings", "settings.request", "top_k", watch=True)
+    @param.depends("source", "model", "settings", "settings.request", "top_k", "metrics", "metric_settings", watch=True)
     def refresh(self) -> None:
         """(Re)start the job for the current source, model and settings."""
         if self.source is None:
             self.cancel()
             self._set(image=None, image_name="", requested="", image_digest="", top=[], explanation=None, status="idle",
-                      running="", progress=0.0, pending=[], method_errors={}, error="", from_cache=False, timings={})
+                      running="", progress=0.0, pending=[], method_errors={}, error="", from_cache=False, timings={},
+                      measuring=False, metrics_error="")
             return
         request = dict(self.settings.request, top_k=int(self.top_k))
         # Snapshots of the explainers (custom subclasses included): later edits of the
@@ -131,7 +145,7 @@ class ExplanationSession(pn.viewable.Viewer):
         explainers = {m: self.settings.explainer(m) for m in request["methods"]}
         name = self.source_name or _describe(self.source)
         self._set(status="loading", requested=name, error="", running="", progress=0.0, from_cache=False,
-                  pending=list(request["methods"]), method_errors={})
+                  pending=list(request["methods"]), method_errors={}, measuring=False, metrics_error="")
         with self._lanes:
             self._compute.cancel()
             self._runner.start(self._work, self.source, name, self.model, request, explainers)
@@ -208,9 +222,18 @@ class ExplanationSession(pn.viewable.Viewer):
         cached = service.lookup(digest, wanted, explainers)
         if cached is not None:
             timings["top"] = timings["done"] = job.elapsed()
+            unmeasured = self._unmeasured(cached)
             self._publish(job, image=image, image_name=name, image_digest=digest, model_id=classifier.model_id,
                           top=list(cached.top), explanation=cached, status="done", pending=[], running="",
-                          progress=1.0, from_cache=True, timings=timings)
+                          progress=1.0, from_cache=True, timings=timings, measuring=unmeasured)
+            if unmeasured:
+                with self._lanes:
+                    if self._runner.is_current(job):
+                        try:
+                            self._compute.start(self._measure_work, cached, classifier, service, wanted, explainers,
+                                                timings, job.started, digest)
+                        except ServerBusy as exc:
+                            self._publish(job, measuring=False, metrics_error=str(exc))
             return
         top = top_k_of(classifier.predict_proba(view[None])[0], classifier.class_names, int(request["top_k"]))
         timings["top"] = job.elapsed()
@@ -284,6 +307,46 @@ class ExplanationSession(pn.viewable.Viewer):
                           method_errors=errors, timings=dict(timings))
         if result is not None and not errors:  # after the page has it: a slow store delays nothing there
             service.keep(result, digest, request, explainers, record=record)
+        if result is not None and self._compute.is_current(job) and self._unmeasured(result):
+            self._measure(job, result, classifier, service, request, explainers, timings, digest)
+
+    # -- the trust metrics, after the explanations -------------------------------------------
+    def _unmeasured(self, result: Explanation) -> bool:
+        """Whether ``result`` lacks a requested metric (or has it with other settings)."""
+        from ...metrics.faithfulness import ranked_methods
+
+        if not self.metrics:
+            return False
+        try:
+            names, merged = check_metrics(self.metrics, self.metric_settings)
+        except ValueError:
+            return True  # measuring says why, in ``metrics_error``
+        if "faithfulness" in names:
+            settings = {k: merged[k] for k in ("steps", "random_orders", "seed")}
+            if result.metric_settings.get("faithfulness") != settings and ranked_methods(result):
+                return True
+            if any(m not in result.faithfulness for m in ranked_methods(result)):
+                return True
+        return "agreement" in names and not result.agreement and len(result.methods) > 1
+
+    def _measure_work(self, job: Job, result, classifier, service, request, explainers, timings, started, digest):
+        job.started = started
+        self._measure(job, result, classifier, service, request, explainers, timings, digest)
+
+    def _measure(self, job: Job, result, classifier, service: ExplanationService, request: ExplainRequest,
+                 explainers: dict, timings: dict, digest: str) -> None:
+        self._publish(job, measuring=True, metrics_error="")
+        try:
+            measured = service.measure(result, classifier, digest, request, self.metrics,
+                                       settings=self.metric_settings, explainers=explainers, cancel=job.cancel)
+        except Cancelled:
+            return
+        except Exception as exc:  # the explanations stay; the trust pane says why
+            _log.exception("measuring the trust metrics failed")
+            self._publish(job, measuring=False, metrics_error=f"{type(exc).__name__}: {exc}")
+            return
+        timings["trust"] = job.elapsed()
+        self._publish(job, explanation=measured, measuring=False, timings=dict(timings))
 
     # -- view ------------------------------------------------------------------------------
     def __panel__(self):
