@@ -138,7 +138,8 @@ def test_a_session_on_the_store_keeps_results_and_reads_them_back(folder, tmp_pa
 
     store = ExplanationStore(tmp_path / "store.sqlite")
     record = next(r for r in open_dataset(folder) if r.id.endswith("coffee/c.png"))
-    first = quick_session(store=store)
+    # metrics=[]: this checks the explanations' store; the trust metrics' is tests/components/test_trust_pane.py's
+    first = quick_session(store=store, metrics=[])
     first.source = record
     first.wait()
     assert first.status == "done" and not first.from_cache
@@ -146,7 +147,7 @@ def test_a_session_on_the_store_keeps_results_and_reads_them_back(folder, tmp_pa
     assert {r.method for r in rows} == {"lime", "shap"} and store.summaries()[0].image_id == record.id
     # Another process (a fresh memory cache) after a restart: the store answers, the model is not run.
     passes = classifier.forward_passes
-    second = quick_session(store=store)
+    second = quick_session(store=store, metrics=[])
     second.source = record
     second.wait()
     assert second.status == "done" and second.from_cache and classifier.forward_passes == passes
