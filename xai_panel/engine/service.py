@@ -226,11 +226,10 @@ class ExplanationService:
         memory cache, and (``write``) the methods whose faithfulness is new are written to
         the store again with it. ``Cancelled`` propagates.
         """
+        from ..metrics.faithfulness import _engine_for
         from ..metrics.trust import add_metrics
-        from .perturbation import PerturbationEngine
 
-        engine = PerturbationEngine(result.image, result.segmentation, classifier, result.settings.get("fill", "mean"),
-                                    progress=progress, cancel=cancel)
+        engine = _engine_for(result, classifier, progress=progress, cancel=cancel)
         measured = add_metrics(result, classifier, metrics, settings=settings, engine=engine)
         changed = [m for m in measured.faithfulness if measured.faithfulness[m] is not result.faithfulness.get(m)]
         if self.cache is not None and not measured.errors:

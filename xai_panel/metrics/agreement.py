@@ -59,7 +59,7 @@ def agreement(explanation: Explanation, *, k: int = AGREEMENT_TOP_K, labels=None
         ranked = tuple(bool(getattr(type(r), "ranked", True)) for r in results)
         vectors = [np.asarray(r.vector(m), np.float64) for r in results]
         sets = [frozenset(r.top_set(int(k))) for r in results]
-        tops = [frozenset(r.top_set(int(k))) if ranked[i] else None for i, r in enumerate(results)]
+        tops = [s if ranked[i] else None for i, s in enumerate(sets)]  # a ranked method's set is its top-k
         n = len(names)
         rho, iou, inside = (np.full((n, n), np.nan) for _ in range(3))
         for i in range(n):

@@ -138,9 +138,10 @@ def ranked_methods(explanation: Explanation) -> tuple[str, ...]:
                         for r in explanation.results[m].values()))
 
 
-def _engine_for(explanation: Explanation, classifier) -> PerturbationEngine:
+def _engine_for(explanation: Explanation, classifier, **kwargs) -> PerturbationEngine:
+    """An engine on the explanation's view, superpixels and fill (``progress``, ``cancel``)."""
     fill = explanation.settings.get("fill", "mean")
-    return PerturbationEngine(explanation.image, explanation.segmentation, classifier, fill)
+    return PerturbationEngine(explanation.image, explanation.segmentation, classifier, fill, **kwargs)
 
 
 def faithfulness_of(
