@@ -102,3 +102,48 @@ def test_a_file_marked_schema_0_that_already_has_tables_is_refused_unchanged(old
         ExplanationStore(old_file)
     assert _raw(old_file, "PRAGMA user_version") == [(0,)]
     assert _raw(old_file, "SELECT key, payload FROM results ORDER BY key") == before
+
+
+def test_the_schema_2_upgrade_adds_the_metrics_table_and_keeps_every_key(old_file):
+    # Schema 1 -> 2 adds ``measures`` (the trust metrics); results, bases and their keys stay as
+    # they were, so an upgraded store still finds every result it had, and takes metrics for them.
+    from dataclasses import replace
+
+    from xai_panel.engine.request import KEY_SCHEMA
+    from xai_panel.metrics.faithfulness import Faithfulness
+
+    before = _raw(old_file, "SELECT key, config_key, base_key, payload FROM results ORDER BY key")
+    with ExplanationStore(old_file) as store:
+        tables = {r[0] for r in _raw(old_file, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "measures" in tables and store.info()["measures"] == 0
+        assert _raw(old_file, "SELECT key, config_key, base_key, payload FROM results ORDER BY key") == before
+        lime_row = next(r for r in store.results() if r.method == "lime")
+        assert lime_row.config["schema"] == KEY_SCHEMA == 1
+        lime = store.load(lime_row.key)
+        assert not lime.faithfulness and not lime.agreement
+        # The old row's key is still the one today's request computes for it, so metrics attach to it.
+        label = old.TOP[0][0]
+        curve = np.linspace(0.625, 0.0, 5)
+        scored = replace(lime, faithfulness={"lime": {label: Faithfulness(
+            label=label, n_segments=4, hidden=np.arange(5), deletion=curve, insertion=curve[::-1].copy(),
+            deletion_auc=0.3125, insertion_auc=0.3125, random_deletion=curve, random_insertion=curve[::-1].copy(),
+            random_deletion_auc=0.3125, random_insertion_auc=0.3125, random_orders=3, seed=0)}},
+            metric_settings={"faithfulness": {"steps": None, "random_orders": 3, "seed": 0}})
+        from xai_panel.store import ExplainRequest
+
+        request = ExplainRequest(
+            model_id=lime_row.config["model_id"], methods=("lime",), top_k=lime_row.config["top_k"],
+            seed=lime_row.config["seed"], segmentation=lime_row.config["segmentation"],
+            segmentation_params=lime_row.config["segmentation_params"], fill=lime_row.config["fill"],
+            settings={"lime": lime_row.config["settings"]}, pool_size=lime_row.config["pool_size"],
+            version=lime_row.config["version"])
+        assert request.result_key(old.IMAGE_HASH, "lime") == lime_row.key
+        store.put(scored, old.IMAGE_HASH, request=request, methods=())
+        back = store.get(old.IMAGE_HASH, request)
+        assert back.faithfulness["lime"][label].deletion_auc == 0.3125
+        np.testing.assert_array_equal(back.faithfulness["lime"][label].deletion, curve)
+        (summary,) = store.summaries(sort_by="deletion_auc:lime")
+        assert summary.faithfulness == {"lime": {c: 0.3125 for c in (
+            "deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc")}}
+        assert store.measured_methods() == ("lime",)
+    assert _raw(old_file, "SELECT key, config_key, base_key, payload FROM results ORDER BY key") == before

@@ -163,7 +163,7 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path):
 
 
 def test_an_older_schema_is_migrated(tmp_path, explained, monkeypatch):
-    # Schema 0 is the empty file; register a step 2 to check the path runs in order, once.
+    # Schema 0 is the empty file; register a next step to check the path runs in order, once.
     from xai_panel.store import sqlite as module
 
     path = tmp_path / "s.sqlite"
@@ -175,12 +175,13 @@ def test_an_older_schema_is_migrated(tmp_path, explained, monkeypatch):
         calls.append(1)
         conn.execute("CREATE TABLE notes (text TEXT)")
 
-    monkeypatch.setitem(module.MIGRATIONS, 2, add_notes)
-    monkeypatch.setattr(module, "SCHEMA_VERSION", 2)
+    step = SCHEMA_VERSION + 1
+    monkeypatch.setitem(module.MIGRATIONS, step, add_notes)
+    monkeypatch.setattr(module, "SCHEMA_VERSION", step)
     ExplanationStore(path).close()
     ExplanationStore(path).close()
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2 and calls == [1]
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == step and calls == [1]
     assert raw.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 0
 
 

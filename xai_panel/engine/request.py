@@ -12,7 +12,9 @@ holds everything that changes the result and nothing else:
   and the size of the shared coalition pool (LIME's ``num_samples`` when LIME is
   requested, else ``DEFAULT_POOL_SIZE``: SHAP's 'pool' estimator and the Anchor search
   draw from that pool, so their results depend on it);
-* the xai-panel version and the store schema version.
+* the xai-panel version and the key schema (``KEY_SCHEMA``: the layout of a stored
+  result; a new table in the store, ``SCHEMA_VERSION``, does not change any result and
+  so no key).
 
 Keys are SHA-256 of canonical JSON (sorted keys, no spaces, integral floats written as
 integers so ``threshold=1`` and ``threshold=1.0`` agree).
@@ -26,10 +28,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-__all__ = ["SCHEMA_VERSION", "ExplainRequest", "canonical_json", "digest", "package_version"]
+__all__ = ["KEY_SCHEMA", "SCHEMA_VERSION", "ExplainRequest", "canonical_json", "digest", "package_version"]
 
-SCHEMA_VERSION = 1
-"""Version of the store's tables and payload format; part of every key."""
+SCHEMA_VERSION = 2
+"""Version of the store's tables (``PRAGMA user_version``; 2 added the trust metrics' table)."""
+KEY_SCHEMA = 1
+"""Version of the stored results' layout and payload format; part of every key. Bumped only
+when a stored result would read differently, so a store upgrade keeps every key valid."""
 
 
 def package_version() -> str:
@@ -89,7 +94,7 @@ class ExplainRequest:
     settings: Mapping[str, Mapping[str, Any]]  # method -> every parameter, defaults included
     pool_size: int  # size of the shared coalition pool (see the module doc)
     version: str = field(default_factory=package_version)
-    schema: int = SCHEMA_VERSION
+    schema: int = KEY_SCHEMA
 
     @classmethod
     def create(

@@ -223,8 +223,8 @@ class ExplanationService:
 
         Runs after the explanations (it never delays them): a stored or cached result pays
         only for what it lacks. The measured result replaces the unmeasured one in the
-        memory cache, and (``write``) the methods whose faithfulness is new are written to
-        the store again with it. ``Cancelled`` propagates.
+        memory cache, and (``write``) the new metrics are written to the store (as rows of
+        their own: the stored results are not rewritten). ``Cancelled`` propagates.
         """
         from ..metrics.faithfulness import _engine_for
         from ..metrics.trust import add_metrics
@@ -234,8 +234,11 @@ class ExplanationService:
         changed = [m for m in measured.faithfulness if measured.faithfulness[m] is not result.faithfulness.get(m)]
         if self.cache is not None and not measured.errors:
             self.cache.put(self.key(image_hash, request, explainers), measured)
-        if write and changed:
-            self.keep(measured, image_hash, request, explainers, methods=changed)
+        covered = [{m for a in r.agreement.values() for m in a.methods} for r in (result, measured)]
+        new_agreement = bool(measured.agreement) and (
+            covered[0] != covered[1] or result.metric_settings.get("agreement") != measured.metric_settings.get("agreement"))
+        if write and (changed or new_agreement):
+            self.keep(measured, image_hash, request, explainers, methods=())
         return measured
 
     def explain(self, image: np.ndarray, classifier, request: ExplainRequest, *, image_hash: str | None = None,

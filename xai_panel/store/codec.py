@@ -3,7 +3,8 @@
 A payload is a zip archive (deflate) holding ``manifest.json`` and one ``.npy`` file per
 array. The manifest describes the structure with a closed vocabulary: JSON scalars,
 lists, tuples, dicts with any JSON-scalar keys, arrays, and the result dataclasses of
-``xai_panel.engine.results`` named by :func:`types` (the registered methods' result types). Arrays are read with
+``xai_panel.engine.results`` named by :func:`types` (the registered methods' result types and the
+trust metrics'). Arrays are read with
 ``allow_pickle=False`` and object dtypes are refused on both sides, so reading a store,
 even a hostile one, never runs code.
 
@@ -36,10 +37,13 @@ CORE_TYPES: dict[str, type] = {cls.__name__: cls for cls in (MethodCost, Segment
 
 
 def types() -> dict[str, type]:
-    """The dataclasses a payload may hold: the core ones and every registered method's result type."""
+    """The dataclasses a payload may hold: the core ones, the trust metrics' and every registered
+    method's result type."""
     from ..methods.base import registry
+    from ..metrics.agreement import Agreement
+    from ..metrics.faithfulness import Faithfulness, PixelFaithfulness
 
-    found = dict(CORE_TYPES)
+    found = {**CORE_TYPES, **{cls.__name__: cls for cls in (Faithfulness, PixelFaithfulness, Agreement)}}
     for cls in registry().values():
         found.setdefault(cls.result_type.__name__, cls.result_type)
     return found

@@ -11,6 +11,9 @@
   version, upgraded by :data:`MIGRATIONS` in one transaction when an older store is opened.
   Rows keep their configuration JSON, so a migration that changes keys can re-key them.
 * Payloads are zip + npy (``codec``), never pickle.
+* The trust metrics are rows of ``measures`` (schema 2), keyed by the results they score
+  and their settings (``entries.encode_measures``); the top class's AUCs are columns, so a
+  gallery sorts by them without decoding a payload.
 """
 
 from __future__ import annotations
@@ -21,14 +24,22 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from ..engine.request import SCHEMA_VERSION, ExplainRequest, package_version
+from ..engine.request import SCHEMA_VERSION, ExplainRequest, canonical_json, package_version
 from ..engine.results import Explanation
 from .codec import CodecError
-from .entries import EncodedExplanation, decode_explanation, encode_explanation, top_json
+from .entries import (
+    FAITHFULNESS_COLUMNS,
+    EncodedExplanation,
+    decode_explanation,
+    decode_measures,
+    encode_explanation,
+    measure_key,
+    top_json,
+)
 
 __all__ = [
     "APPLICATION_ID", "MIGRATIONS", "ExplanationStore", "ImageSummary", "StoredResult", "StoreError",
@@ -38,6 +49,8 @@ __all__ = [
 APPLICATION_ID = 0x58414950  # "XAIP"
 SORT_COLUMNS = ("image_id", "label_name", "predicted_name", "confidence", "correct", "anchor_precision",
                 "stability", "updated_at")
+"""Fixed sort keys of :meth:`ExplanationStore.summaries`; ``"deletion_auc:lime"`` and the other
+:data:`FAITHFULNESS_COLUMNS` of a method sort by its stored faithfulness for the top class."""
 
 
 class StoreError(RuntimeError):
@@ -132,7 +145,32 @@ def _create_v1(conn: sqlite3.Connection) -> None:
     """)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _create_v1}
+def _create_v2(conn: sqlite3.Connection) -> None:
+    # The trust metrics (``entries.EncodedMeasure``). Schema 1 never stored any, so an old
+    # file gains the empty table and keeps every row and key as it was.
+    _run_script(conn, """
+        CREATE TABLE measures (
+            key TEXT PRIMARY KEY,
+            base_key TEXT NOT NULL,
+            image_hash TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            method TEXT,
+            result_keys TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            deletion_auc REAL,
+            insertion_auc REAL,
+            random_deletion_auc REAL,
+            random_insertion_auc REAL,
+            payload BLOB NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX measures_by_image ON measures(image_hash, model_id, kind, method);
+        CREATE INDEX measures_by_base ON measures(base_key)
+    """)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _create_v1, 2: _create_v2}
 """Step to schema N from N-1 (1: from an empty file). Run in order, in one transaction."""
 
 
@@ -153,6 +191,15 @@ class ImageSummary:
     stability: float | None  # metric "stability", when one was stored (put_metric)
     methods: tuple[str, ...]  # methods with a stored result (any settings)
     top: tuple[tuple[int, str, float], ...]
+    # method -> FAITHFULNESS_COLUMNS of the top class, from the method's newest stored faithfulness
+    faithfulness: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def score(self, sort_key: str) -> float | None:
+        """The value :meth:`ExplanationStore.summaries` sorts by for ``sort_key`` (None: not stored)."""
+        column, _, method = sort_key.partition(":")
+        if method:
+            return self.faithfulness.get(method, {}).get(column)
+        return getattr(self, "image_id" if column == "name" else column)
 
 
 @dataclass(frozen=True)
@@ -363,6 +410,10 @@ class ExplanationStore:
                 [(r.key, encoded.base_key, encoded.image_hash, encoded.model_id, r.method, r.config_key, r.config,
                   encoded.version, r.anchor_precision, r.wall_seconds, r.forward_passes, r.payload, now)
                  for r in encoded.rows])
+            conn.executemany(
+                "INSERT OR REPLACE INTO measures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(m.key, encoded.base_key, encoded.image_hash, encoded.model_id, m.kind, m.method, m.result_keys,
+                  m.settings, *m.top, m.payload, now) for m in encoded.measures])
             if predicted is not None:
                 conn.execute("""
                     INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -392,31 +443,40 @@ class ExplanationStore:
 
         None when nothing of it is stored. Methods not stored are absent (empty dicts, no
         cost entry); :meth:`missing` tells which. Rows that no longer decode count as absent.
+        The stored trust metrics of exactly these results come with them (``decode_measures``).
         """
         wanted = [m for m in request.methods if methods is None or m in set(methods)]
         keys = {request.result_key(image_hash, m): m for m in wanted}
+        base_key = request.base_key(image_hash)
         with self._read() as conn:
-            base = conn.execute("SELECT payload FROM bases WHERE base_key = ?",
-                                (request.base_key(image_hash),)).fetchone()
+            base = conn.execute("SELECT payload FROM bases WHERE base_key = ?", (base_key,)).fetchone()
             if base is None:
                 return None
             marks = ",".join("?" * len(keys))
             rows = conn.execute(f"SELECT key, payload FROM results WHERE key IN ({marks})",
                                 list(keys)).fetchall() if keys else []
+            measures = [(kind, rk, st, bytes(p)) for kind, rk, st, p in conn.execute(
+                "SELECT kind, result_keys, settings, payload FROM measures WHERE base_key = ? "
+                "ORDER BY created_at DESC, key", (base_key,))]
         found = sorted(((keys[k], bytes(p)) for k, p in rows), key=lambda r: wanted.index(r[0]))
+        explanation = self._decode(bytes(base[0]), found, request)
+        return None if explanation is None else decode_measures(explanation, image_hash, request, measures)
+
+    @staticmethod
+    def _decode(base: bytes, found: list[tuple[str, bytes]], request: ExplainRequest) -> Explanation | None:
         try:
-            return decode_explanation(bytes(base[0]), found, request)
+            return decode_explanation(base, found, request)
         except CodecError:
             # One bad row must not hide the others: decode them one by one, drop what fails.
             good = []
             for row in found:
                 try:
-                    decode_explanation(bytes(base[0]), [row], request)
+                    decode_explanation(base, [row], request)
                     good.append(row)
                 except CodecError:
                     continue
             try:
-                return decode_explanation(bytes(base[0]), good, request)
+                return decode_explanation(base, good, request)
             except CodecError:
                 return None
 
@@ -464,13 +524,17 @@ class ExplanationStore:
         return [StoredResult(k, h, m, meth, json.loads(c), v, t, n) for k, h, m, meth, c, v, t, n in rows]
 
     def load(self, key: str) -> Explanation:
-        """The ``Explanation`` (one method) of a stored row, by its key (e.g. for export)."""
+        """The ``Explanation`` (one method) of a stored row, by its key (e.g. for export), with
+        its stored faithfulness."""
         with self._read() as conn:
-            row = conn.execute("SELECT r.method, r.config, r.payload, b.payload FROM results r "
+            row = conn.execute("SELECT r.method, r.config, r.payload, b.payload, r.image_hash FROM results r "
                                "JOIN bases b ON b.base_key = r.base_key WHERE r.key = ?", (key,)).fetchone()
-        if row is None:
-            raise KeyError(f"no stored result with key {key}")
-        method, config, payload, base = row
+            if row is None:
+                raise KeyError(f"no stored result with key {key}")
+            measures = [(kind, rk, st, bytes(p)) for kind, rk, st, p in conn.execute(
+                "SELECT kind, result_keys, settings, payload FROM measures WHERE kind = 'faithfulness' "
+                "AND result_keys = ? ORDER BY created_at DESC, key", (canonical_json({row[0]: key}),))]
+        method, config, payload, base, image_hash = row
         config = json.loads(config)
         request = ExplainRequest(
             model_id=config["model_id"], methods=(method,), top_k=config["top_k"], seed=config["seed"],
@@ -478,17 +542,34 @@ class ExplanationStore:
             fill=config["fill"], settings={method: config["settings"]}, pool_size=config["pool_size"],
             version=config["version"], schema=config["schema"])
         try:
-            return decode_explanation(bytes(base), [(method, bytes(payload))], request)
+            explanation = decode_explanation(bytes(base), [(method, bytes(payload))], request)
         except CodecError as exc:
             raise StoreError(f"{self.path}: stored result {key} cannot be read: {exc}") from None
+        return decode_measures(explanation, image_hash, request, measures) if request.result_key(
+            image_hash, method) == key else explanation
 
     def summaries(self, model_id: str | None = None, *, label: int | str | None = None,
                   correct: bool | None = None, image_hashes: Sequence[str] | None = None,
                   sort_by: str = "image_id", descending: bool = False, limit: int | None = None) -> list[ImageSummary]:
         """Per-image summaries for a gallery: filter by model, label (class index or label
-        name), correctness or image; sort by any of :data:`SORT_COLUMNS` (missing values last)."""
-        if sort_by not in SORT_COLUMNS:
-            raise ValueError(f"sort_by must be one of {', '.join(SORT_COLUMNS)}, got {sort_by!r}")
+        name), correctness or image; sort by any of :data:`SORT_COLUMNS` or by a method's stored
+        faithfulness for the top class, e.g. ``"deletion_auc:lime"`` (missing values last)."""
+        column, _, method = sort_by.partition(":")
+        if method:
+            from ..methods.base import available_methods
+
+            if column not in FAITHFULNESS_COLUMNS or method not in available_methods():
+                raise ValueError(f"sort_by {sort_by!r}: a faithfulness sort is COLUMN:METHOD with COLUMN one of "
+                                 f"{', '.join(FAITHFULNESS_COLUMNS)} and METHOD one of {', '.join(available_methods())}")
+            # ``column`` is one of the fixed names above; the method is a bound parameter
+            order_by, order_args = (f"(SELECT ms.{column} FROM measures ms WHERE ms.image_hash = i.image_hash "
+                                    "AND ms.model_id = i.model_id AND ms.kind = 'faithfulness' AND ms.method = ? "
+                                    "ORDER BY ms.created_at DESC LIMIT 1)"), [method]
+        elif sort_by in SORT_COLUMNS:
+            order_by, order_args = sort_by, []
+        else:
+            raise ValueError(f"sort_by must be one of {', '.join(SORT_COLUMNS)} or COLUMN:METHOD "
+                             f"(COLUMN one of {', '.join(FAITHFULNESS_COLUMNS)}), got {sort_by!r}")
         where, args = ["1"], []
         if model_id is not None:
             where.append("i.model_id = ?")
@@ -519,12 +600,20 @@ class ExplanationStore:
                         AND r.model_id = i.model_id) AS methods,
                    i.top, i.updated_at
             FROM images i WHERE {' AND '.join(where)}
-            ORDER BY {sort_by} {direction} NULLS LAST, i.image_id ASC, i.image_hash ASC
+            ORDER BY {order_by} {direction} NULLS LAST, i.image_id ASC, i.image_hash ASC
         """
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
+        faithfulness: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
         with self._read() as conn:
-            rows = conn.execute(sql, args).fetchall()
+            rows = conn.execute(sql, args + order_args).fetchall()
+            model_filter = "" if model_id is None else " AND model_id = ?"
+            for h, m, meth, *values in conn.execute(
+                    f"SELECT image_hash, model_id, method, {', '.join(FAITHFULNESS_COLUMNS)} FROM measures "
+                    f"WHERE kind = 'faithfulness'{model_filter} ORDER BY created_at ASC, key",
+                    [] if model_id is None else [model_id]):
+                faithfulness.setdefault((h, m), {})[meth] = {  # newest last, so it wins
+                    c: v for c, v in zip(FAITHFULNESS_COLUMNS, values) if v is not None}
         from ..methods.base import available_methods
 
         order = available_methods()
@@ -532,8 +621,50 @@ class ExplanationStore:
             image_hash=h, model_id=m, image_id=iid, label=lab, label_name=ln, predicted=p, predicted_name=pn,
             confidence=conf, correct=None if cor is None else bool(cor), anchor_precision=ap, stability=st,
             methods=tuple(x for x in order if x in (meths or "").split(",")),
-            top=tuple(tuple(t) for t in json.loads(top)),
+            top=tuple(tuple(t) for t in json.loads(top)), faithfulness=faithfulness.get((h, m), {}),
         ) for h, m, iid, lab, ln, p, pn, conf, cor, ap, st, meths, top, _ in rows]
+
+    def measured_methods(self, model_id: str | None = None) -> tuple[str, ...]:
+        """Methods with a stored faithfulness for the top class (of ``model_id``), registry order."""
+        from ..methods.base import available_methods
+
+        sql = "SELECT DISTINCT method FROM measures WHERE kind = 'faithfulness' AND deletion_auc IS NOT NULL"
+        with self._read() as conn:
+            found = {m for (m,) in conn.execute(sql + ("" if model_id is None else " AND model_id = ?"),
+                                                [] if model_id is None else [model_id])}
+        return tuple(m for m in available_methods() if m in found)
+
+    def measured_images(self, request: ExplainRequest, metrics: Iterable[str], settings: Mapping) -> frozenset[str]:
+        """Hashes of the images whose stored results of ``request`` have every metric of ``metrics``
+        (checked names, e.g. from ``check_metrics``) with ``settings`` (no decoding).
+
+        Faithfulness is looked for on every ranked method (its result type ranks superpixels),
+        the agreement on the whole set of requested methods.
+        """
+        from ..methods.base import method_class
+        from ..metrics.trust import _faith_settings
+
+        metrics = set(metrics)
+        ranked = [m for m in request.methods
+                  if hasattr(method_class(m).result_type, "vector") and getattr(method_class(m).result_type, "ranked", True)]
+        faith, agree = _faith_settings(settings), {"k": settings["k"]}
+        with self._read() as conn:
+            stored = {k: h for k, h in conn.execute("SELECT key, image_hash FROM results WHERE model_id = ?",
+                                                    (request.model_id,))}
+            have = {k for (k,) in conn.execute("SELECT key FROM measures WHERE model_id = ?", (request.model_id,))}
+        hashes = set(stored.values())
+        out = set()
+        for h in hashes:
+            keys = {m: request.result_key(h, m) for m in request.methods}
+            if not all(k in stored for k in keys.values()):
+                continue
+            if "faithfulness" in metrics and any(
+                    measure_key("faithfulness", {m: keys[m]}, faith) not in have for m in ranked):
+                continue
+            if "agreement" in metrics and measure_key("agreement", keys, agree) not in have:
+                continue
+            out.add(h)
+        return frozenset(out)
 
     # -- file -> hash memo (lets a resumed precompute skip decoding) -----------------------
     def file_hashes(self, paths: Iterable[str | os.PathLike]) -> dict[str, str]:
@@ -572,7 +703,7 @@ class ExplanationStore:
             groups = conn.execute("SELECT model_id, method, version, COUNT(*), SUM(length(payload)) FROM results "
                                   "GROUP BY model_id, method, version ORDER BY model_id, method, version").fetchall()
             counts = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                      for t in ("bases", "results", "images", "metrics", "files")}
+                      for t in ("bases", "results", "images", "metrics", "files", "measures")}
             base_bytes = conn.execute("SELECT COALESCE(SUM(length(payload)), 0) FROM bases").fetchone()[0]
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             schema = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -581,6 +712,7 @@ class ExplanationStore:
             "path": str(self.path), "bytes_on_disk": size, "schema": schema, "meta": meta,
             "images": counts["images"], "results": counts["results"], "bases": counts["bases"],
             "base_payload_bytes": base_bytes, "metrics": counts["metrics"], "files": counts["files"],
+            "measures": counts["measures"],
             "groups": [{"model_id": m, "method": meth, "version": v, "rows": n, "payload_bytes": b}
                        for m, meth, v, n, b in groups],
         }
@@ -612,6 +744,9 @@ class ExplanationStore:
             cur = conn.execute("DELETE FROM results WHERE " + (" AND ".join(where) or "1"), args)
             deleted = cur.rowcount
             conn.execute("DELETE FROM bases WHERE base_key NOT IN (SELECT base_key FROM results)")
+            # a measure goes with any of the results it scored
+            conn.execute("DELETE FROM measures WHERE EXISTS (SELECT 1 FROM json_each(measures.result_keys) j "
+                         "WHERE j.value NOT IN (SELECT key FROM results))")
             for table in ("images", "metrics"):
                 conn.execute(f"DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM results r WHERE "
                              f"r.image_hash = {table}.image_hash AND r.model_id = {table}.model_id)")
