@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-__all__ = ["add_precompute_parser", "add_store_parser", "configure_precompute_parser", "parse_settings",
+__all__ = ["add_precompute_parser", "add_store_parser", "configure_precompute_parser", "parse_metrics", "parse_settings",
            "run_precompute", "run_store", "main_precompute"]
 
 
@@ -43,6 +43,27 @@ def parse_settings(items: list[str] | None) -> tuple[dict, dict]:
     return settings, seg
 
 
+def parse_metrics(args: argparse.Namespace) -> tuple[tuple[str, ...], dict]:
+    """``--metrics`` and ``--metric-*`` -> checked (metrics, metric settings); ValueError says what is wrong."""
+    from .metrics.trust import check_metrics
+
+    given = {key: value for key, value in (("steps", args.metric_steps), ("random_orders", args.metric_orders),
+                                           ("k", args.metric_k)) if value is not None}
+    names = [] if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if args.metrics is not None and not names:
+        raise ValueError("--metrics needs at least one name (faithfulness, agreement, rise)")
+    if given and not names:
+        flags = ", ".join(f"--metric-{'orders' if k == 'random_orders' else k}" for k in given)
+        raise ValueError(f"{flags} set the trust metrics' settings: add --metrics (e.g. --metrics faithfulness)")
+    try:
+        metrics, settings = check_metrics(names, given)
+    except ValueError as exc:
+        raise ValueError(f"{exc}".replace("steps must", "--metric-steps must")
+                         .replace("random_orders must", "--metric-orders must")
+                         .replace("k must", "--metric-k must")) from None
+    return metrics, settings
+
+
 def configure_precompute_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA", help="folder of images (ImageNet wnid names/folders or class folders), "
                                                 "or 'demo' for the bundled demo photos")
@@ -63,6 +84,15 @@ def configure_precompute_parser(p: argparse.ArgumentParser) -> argparse.Argument
     where.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask cluster (tcp://host:8786)")
     p.add_argument("--model-threads", type=int, metavar="N",
                    help="model threads per Dask worker (default 1: one worker per core)")
+    p.add_argument("--metrics", default=None, metavar="NAMES",
+                   help="trust metrics to store with the explanations, comma-separated: faithfulness, agreement, "
+                        "rise; images stored without them are measured without being explained again")
+    p.add_argument("--metric-steps", type=int, default=None, metavar="N",
+                   help="deletion/insertion steps (default: one per superpixel)")
+    p.add_argument("--metric-orders", type=int, default=None, metavar="N",
+                   help="random orders averaged for the faithfulness baseline (default: 3)")
+    p.add_argument("--metric-k", type=int, default=None, metavar="K",
+                   help="superpixels in each method's top set for the agreement (default: 5)")
     p.add_argument("--store", metavar="PATH", help="store file (default: $XAI_PANEL_STORE or the user cache dir)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -93,12 +123,13 @@ def run_precompute(args: argparse.Namespace) -> int:
     try:
         settings, seg = parse_settings(args.settings)
         methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
+        metrics, metric_settings = parse_metrics(args)  # checked before the store is opened
         store = ExplanationStore(args.store)
         report = precompute(
             args.data, store=store, model=args.model, methods=methods, top_k=args.top_k, seed=args.seed,
             segmentation=args.segmentation, segmentation_params=seg, fill=args.fill, settings=settings,
             workers=args.workers, scheduler=args.scheduler, model_threads=args.model_threads, limit=args.limit,
-            progress=not args.no_progress)
+            metrics=metrics, metric_settings=metric_settings, progress=not args.no_progress)
     except (StoreError, DatasetError, ValueError, OSError) as exc:
         return _fail(prog, str(exc))
     except KeyboardInterrupt:

@@ -148,3 +148,40 @@ def test_a_label_sorts_and_filters_by_what_the_store_holds(folder, tmp_path, cla
     gallery.label = "cats"
     assert gallery.records == [i for i in by_confidence[::-1] if i.startswith("cats/")] + ["cats/broken.jpg"]
     store.close()
+
+
+def test_a_label_sorts_by_a_methods_stored_faithfulness(folder, tmp_path, classifier):
+    import xai_panel as xp
+    from xai_panel.store import ExplainRequest, ExplanationStore
+
+    dataset = open_dataset(folder)
+    store = ExplanationStore(tmp_path / "store.sqlite")
+    gallery = Gallery(dataset=dataset, predict=False, page_size=4, store=store)
+    assert not any(":" in value for value in gallery.param.sort_by.objects)  # nothing measured: no such sort
+    request = ExplainRequest.create(classifier.model_id, ("lime",), segmentation="grid", top_k=1,
+                                    settings={"lime": {"num_samples": 20}})
+    hashes = {}
+    for id_ in ("cats/a.png", "cats/b.jpg", "coffee/c.png"):
+        image = dataset.get(id_).load()
+        res = xp.explain(image, classifier, **request.explain_kwargs())
+        if id_ != "coffee/c.png":  # stored without metrics: sorted last
+            res = xp.add_metrics(res, classifier, "faithfulness", settings={"steps": 4, "random_orders": 1})
+        hashes[id_] = xp.data.image_hash(image)
+        store.put(res, hashes[id_], request=request, record=dataset.get(id_))
+    gallery.refresh_sorts()
+    names = gallery.param.sort_by.names
+    assert names["LIME: least faithful first"] == "deletion_auc:lime"
+    assert names["LIME: most faithful first"] == "deletion_auc:lime-asc"
+    assert not any("Anchors" in n for n in names)  # only methods with stored metrics
+    decoded = {i: store.get(h, request) for i, h in hashes.items()}
+    auc = {i: r.faithfulness["lime"][r.labels[0]].deletion_auc for i, r in decoded.items() if r.faithfulness}
+    unscored = [r.id for r in dataset if r.id not in auc]
+    gallery.sort_by = "deletion_auc:lime"
+    assert gallery.records == sorted(auc, key=auc.get, reverse=True) + unscored
+    gallery.sort_by = "deletion_auc:lime-asc"
+    assert gallery.records == sorted(auc, key=auc.get) + unscored
+    # a store that loses the metrics drops the option and falls back to names
+    store.prune(method="lime")
+    gallery.refresh_sorts()
+    assert gallery.sort_by == "name" and gallery.records == [r.id for r in dataset]
+    store.close()

@@ -7,6 +7,11 @@ stored, and sends the rest to be explained: in this process (default), on a Dask
 Workers receive image bytes and return encoded rows; the client writes each image in one
 transaction, so a kill at any moment loses only images in flight and never leaves a
 partial row. A bad image is reported and skipped; the run goes on.
+
+``metrics=("faithfulness", "agreement")`` adds the trust metrics (``xai_panel.metrics.trust``)
+with ``metric_settings``, stored beside the explanations. An image is skipped only when its
+explanations *and* these metrics are stored; one stored without them is sent with its
+stored explanation and only measured (no method runs again).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class ImageEvent:
     error: str | None = None
     seconds: float = 0.0
     worker: str | None = None
+    measured: bool = False  # trust metrics were computed for it (maybe on a stored explanation)
+    computed: tuple[str, ...] = ()  # methods that ran for it (none when only measured)
 
 
 @dataclass
@@ -48,6 +55,7 @@ class PrecomputeReport:
     total: int
     done: int = 0
     skipped: int = 0
+    measured: int = 0  # of the done images, those whose trust metrics were computed
     failed: list[ImageEvent] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the whole run
     startup_seconds: float = 0.0  # of which: starting workers, loading the model, reading the store
@@ -64,7 +72,8 @@ class PrecomputeReport:
         return not self.failed
 
     def format(self) -> str:
-        lines = [f"precompute: {self.total} images: {self.done} computed, {self.skipped} already stored, "
+        measured = f" ({self.measured} measured)" if self.measured else ""
+        lines = [f"precompute: {self.total} images: {self.done} computed{measured}, {self.skipped} already stored, "
                  f"{len(self.failed)} failed in {self.seconds:.1f} s ({self.startup_seconds:.1f} s start-up; "
                  f"{self.images_per_minute:.1f} images/min, {self.backend}) -> {self.store_path}"]
         if self.failed:
@@ -97,6 +106,9 @@ class Precompute:
     ``workers=N`` spawns processes: a script that calls it needs the usual
     ``if __name__ == "__main__":`` guard. Remote workers (``scheduler``) need xai-panel and
     the same model weights installed; they get image bytes from this process, no files.
+
+    ``metrics`` (names of ``xai_panel.metrics.trust.METRICS``) and ``metric_settings``
+    (``METRIC_SETTINGS`` keys) add the trust metrics; both are checked here, before any work.
     """
 
     def __init__(self, data, *, store: ExplanationStore | str | os.PathLike | None = None,
@@ -104,7 +116,11 @@ class Precompute:
                  top_k: int = 5, seed: int = 0, segmentation: str = "quickshift",
                  segmentation_params: Mapping | None = None, fill: str = "mean", settings: Mapping | None = None,
                  workers: int | None = None, scheduler: str | None = None, client=None,
-                 model_threads: int | None = None, limit: int | None = None):
+                 model_threads: int | None = None, limit: int | None = None,
+                 metrics: Iterable[str] | str | None = None, metric_settings: Mapping | None = None):
+        from ..metrics.trust import check_metrics
+
+        self.metrics, self.metric_settings = check_metrics(metrics, metric_settings)  # before any work
         if sum(x is not None for x in (workers, scheduler, client)) > 1:
             raise ValueError("give at most one of workers, scheduler and client")
         if workers is not None and int(workers) < 1:
@@ -135,9 +151,8 @@ class Precompute:
         """Yields ImageEvent (skipped/failed) or (record, image array or None, ImageTask)."""
         from ..data import ImageError, image_hash, load_image
 
-        wanted = set(self.request.methods)
         memo = self._memo
-        known = [r for r in self.records if wanted <= stored.get(memo.get(str(r.path)), frozenset())]
+        known = [r for r in self.records if self._complete(stored, memo.get(str(r.path)))]
         for record in known:  # first, so a progress bar can take them off its total at once
             yield ImageEvent(record.id, "skipped", memo[str(record.path)])
         known_ids = {r.id for r in known}
@@ -163,10 +178,15 @@ class Precompute:
                         self.store.remember_file_hashes(fresh)
                         fresh = {}
                 missing = tuple(m for m in self.request.methods if m not in stored.get(h, frozenset()))
-                if not missing:
+                if self._complete(stored, h):
                     yield ImageEvent(record.id, "skipped", h)
                     continue
-                task = ImageTask(record.id, data or b"", h, missing)
+                previous = None
+                if self.metrics and len(missing) < len(self.request.methods):
+                    previous = self.store.get(h, self.request)  # measured with what it has, not recomputed
+                    if previous is None:  # its rows no longer decode: explain it again
+                        missing = self.request.methods
+                task = ImageTask(record.id, data or b"", h, missing, previous, self.metrics, self.metric_settings)
                 yield record, (None if read_bytes else image), task
         finally:
             if fresh:
@@ -175,16 +195,25 @@ class Precompute:
                 except StoreError:
                     pass
 
+    def _complete(self, stored: dict[str, frozenset], h: str | None) -> bool:
+        """Every requested method of image ``h`` is stored, and so are the requested metrics."""
+        if h is None or not set(self.request.methods) <= stored.get(h, frozenset()):
+            return False
+        return not self.metrics or h in self._measured
+
     def _count_known_done(self, stored: dict[str, frozenset]) -> int:
-        wanted = set(self.request.methods)
-        return sum(1 for r in self.records if wanted <= stored.get(self._memo.get(str(r.path)), frozenset()))
+        return sum(1 for r in self.records if self._complete(stored, self._memo.get(str(r.path))))
 
     def _write(self, record, outcome: TaskOutcome) -> ImageEvent:
-        if outcome.encoded is not None and outcome.encoded.rows:  # what ran is kept, even if a method failed
-            self.store.write(outcome.encoded, record=record)  # store errors are fatal: raise
+        encoded = outcome.encoded
+        if encoded is not None and (encoded.rows or encoded.measures):  # what ran is kept, even if a method failed
+            self.store.write(encoded, record=record)  # store errors are fatal: raise
+        ran = dict(measured=bool(encoded is not None and encoded.measures),
+                   computed=encoded.methods if encoded is not None else ())
         if outcome.error is not None:
-            return ImageEvent(record.id, "failed", outcome.image_hash, outcome.error, outcome.seconds, outcome.worker)
-        return ImageEvent(record.id, "done", outcome.image_hash, None, outcome.seconds, outcome.worker)
+            return ImageEvent(record.id, "failed", outcome.image_hash, outcome.error, outcome.seconds, outcome.worker,
+                              **ran)
+        return ImageEvent(record.id, "done", outcome.image_hash, None, outcome.seconds, outcome.worker, **ran)
 
     # -- running -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[ImageEvent]:
@@ -204,6 +233,7 @@ class Precompute:
     def _account(self, event: ImageEvent) -> None:
         if event.status == "done":
             self.report.done += 1
+            self.report.measured += int(event.measured)
         elif event.status == "skipped":
             self.report.skipped += 1
         else:
@@ -213,6 +243,8 @@ class Precompute:
         self.model_id = self.report.model_id = model_id
         self.request = self.request.with_model(model_id)
         stored = self.store.stored_images(self.request)
+        self._measured = (self.store.measured_images(self.request, self.metrics, self.metric_settings)
+                          if self.metrics else frozenset())
         self._memo = self.store.file_hashes(str(r.path) for r in self.records)
         self.report.startup_seconds = time.perf_counter() - self._t0
         if self.on_start is not None:
@@ -231,7 +263,9 @@ class Precompute:
             record, image, task = item
             t0 = time.perf_counter()
             try:
-                encoded = explain_image(image, task.image_hash, self.request, classifier, task.methods)
+                encoded = explain_image(image, task.image_hash, self.request, classifier, task.methods,
+                                        stored=task.stored, metrics=task.metrics,
+                                        metric_settings=task.metric_settings)
                 outcome = TaskOutcome(record.id, task.image_hash, encoded, encoded.failure(),
                                       time.perf_counter() - t0, "local")
             except Exception as exc:  # one bad image must not stop the batch

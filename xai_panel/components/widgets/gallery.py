@@ -5,6 +5,11 @@ an unlabelled folder is browsable too. Each card is marked with the predicted cl
 green when it matches the true label and red when it does not. Clicking a card sets the
 read-only ``selected`` (record id) and ``selected_record`` outputs; ids from outside (a
 URL) go through ``select``, which lets ``Dataset.resolve`` refuse anything suspicious.
+
+With a store, a label's images sort by what it holds: confidence, anchor precision,
+stability, and, for every method with stored trust metrics, its deletion AUC for the top
+class ("LIME: least faithful first": highest deletion AUC first; images without the metric
+go last).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ ALL = ""
 UNLABELLED = "(unlabelled)"
 SORTS = {"Name": "name", "Confidence (high first)": "confidence", "Confidence (low first)": "confidence-asc",
          "Anchor precision (low first)": "anchor_precision-asc", "Stability (low first)": "stability-asc"}
+FAITHFULNESS_SORTS = {"least faithful first": "", "most faithful first": "-asc"}
+"""Sorts by a method's deletion AUC of the top class (lower: more faithful), per measured method."""
 SHOWS = {"Every image": "all", "Predicted right (stored)": "right", "Predicted wrong (stored)": "wrong"}
 _stores: dict[int, ThumbnailStore] = {}
 
@@ -76,6 +83,7 @@ class Gallery(pn.viewable.Viewer):
         self._grid = ThumbnailGrid(size=self.thumbnail_size, sizing_mode="stretch_width",
                                    empty_text="No images for this label.")
         self._grid.param.watch(self._on_click, "clicked")
+        self.refresh_sorts()
         self._regroup()
         if self.predict:
             self._predictions.start(self._predict_all, interactive=False)
@@ -96,6 +104,28 @@ class Gallery(pn.viewable.Viewer):
             self._warn(f"No label {label!r} in this dataset; showing all images.")
             label = ALL
         self.label = label
+
+    @param.depends("store", "label", watch=True)
+    def refresh_sorts(self) -> None:
+        """Offer a faithfulness sort for each method the store holds metrics of (one small query)."""
+        options = dict(SORTS)
+        if self.store is not None:
+            from ...methods.base import method_class
+
+            model_id = self._index.classifier.model_id if getattr(self, "_index", None) is not None else None
+            try:
+                measured = self.store.measured_methods(model_id)
+            except Exception as exc:  # the fixed sorts still work
+                self._warn(f"The store could not be read ({exc}); no faithfulness sorts.")
+                measured = ()
+            for method in measured:
+                label = method_class(method).label or method
+                options.update({f"{label}: {text}": f"deletion_auc:{method}{suffix}"
+                                for text, suffix in FAITHFULNESS_SORTS.items()})
+        if options != self.param.sort_by.names:
+            self.param.sort_by.objects = options
+        if self.sort_by not in options.values():
+            self.sort_by = "name"
 
     def prediction(self, id: str):
         """The model's top-1 for a record, if computed yet."""
@@ -160,11 +190,12 @@ class Gallery(pn.viewable.Viewer):
         """``ids`` filtered and ordered by the store's summaries (``show``, ``sort_by``)."""
         if self.store is None or (self.sort_by == "name" and self.show == "all"):
             return ids
-        column, _, order = self.sort_by.partition("-")
+        ascending = self.sort_by.endswith("-asc")
+        column = self.sort_by[: -len("-asc")] if ascending else self.sort_by
         model_id = self._index.classifier.model_id if self._index is not None else None
         try:  # one query for the whole label: a few ms for thousands of stored images
             rows = self.store.summaries(model_id, sort_by="image_id" if column == "name" else column,
-                                        descending=order != "asc")
+                                        descending=not ascending)
         except Exception as exc:  # browsing goes on in name order
             self._warn(f"The store could not be read ({exc}); images are shown by name.")
             return ids
@@ -172,7 +203,7 @@ class Gallery(pn.viewable.Viewer):
         if self.show != "all":
             ids = [i for i in ids if i in summaries and summaries[i].correct is (self.show == "right")]
         if column != "name":
-            rank = {r.image_id: k for k, r in enumerate(rows) if getattr(r, column) is not None}
+            rank = {r.image_id: k for k, r in enumerate(rows) if r.score(column) is not None}
             ids = sorted(ids, key=lambda i: rank.get(i, len(rank)))  # stable: unscored ones keep their order, last
         return ids
 
