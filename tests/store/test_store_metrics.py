@@ -6,6 +6,7 @@ fixed model of the method tests (instant)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 
 import numpy as np
@@ -16,7 +17,7 @@ from tests.methods.test_shap import SIZE, toy_classifier
 from xai_panel.data import image_hash
 from xai_panel.engine.service import ExplanationService
 from xai_panel.metrics.trust import add_metrics
-from xai_panel.store import ExplainRequest, ExplanationStore
+from xai_panel.store import ExplainRequest, ExplanationStore, export_result
 from xai_panel.store.entries import encode_explanation
 
 FAST = {"segmentation": "grid", "segmentation_params": {"rows": 3, "cols": 3}, "top_k": 2,
@@ -67,6 +68,10 @@ def test_metrics_are_stored_with_the_explanation_and_read_back_equal(tmp_path, t
         # one method by key (export): its own faithfulness
         (row,) = [r for r in store.results() if r.method == "lime"]
         assert_same(dict(store.load(row.key).faithfulness), {"lime": dict(res.faithfulness["lime"])})
+        document = json.loads((export_result(store, row.key, tmp_path / "out") / "result.json").read_text())
+        assert {int(k): v["deletion_auc"] for k, v in document["faithfulness"].items()} == {
+            k: f.deletion_auc for k, f in res.faithfulness["lime"].items()}
+        assert document["metric_settings"]["faithfulness"] == res.metric_settings["faithfulness"]
         assert store.info()["measures"] == 3  # lime, occlusion, one agreement
         # stored again with its metrics: the same rows, nothing doubled
         store.put(res, hashes[0], request=request)
@@ -196,3 +201,20 @@ def test_measures_are_encoded_without_pickle(toy):
     lime = next(m for m in encoded.measures if m.method == "lime")
     top = measured[0].faithfulness["lime"][measured[0].labels[0]]
     assert lime.top == (top.deletion_auc, top.insertion_auc, top.random_deletion_auc, top.random_insertion_auc)
+
+
+def test_explain_cached_with_metrics_stores_them_and_pays_once(tmp_path, toy):
+    clf, request, hashes, _, measured = toy
+    image = np.random.RandomState(1).randint(0, 256, (SIZE, SIZE, 3)).astype(np.uint8)
+    kwargs = dict(methods=METHODS, **FAST, metrics=("faithfulness", "agreement"))
+    with ExplanationStore(tmp_path / "s.sqlite") as store:
+        first = xp.store.explain_cached(image, store, clf, **kwargs)
+        assert set(first.faithfulness) == {"lime", "occlusion"} and first.costs["faithfulness"].forward_passes > 0
+        assert_same(dict(first.faithfulness), dict(measured[0].faithfulness))  # what explain(metrics=) gives
+        calls = []
+        again = xp.store.explain_cached(image, store, clf, progress=lambda *a: calls.append(a), **kwargs)
+        assert_same(dict(again.faithfulness), dict(first.faithfulness))
+        assert_same(dict(again.agreement), dict(first.agreement))
+        assert "faithfulness" not in again.costs and calls == []  # read back: no model pass, nothing measured
+        with pytest.raises(ValueError, match="unknown metric"):
+            xp.store.explain_cached(image, store, clf, **{**kwargs, "metrics": ("faith",)})

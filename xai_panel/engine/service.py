@@ -276,6 +276,8 @@ def explain_cached(
     progress: Callable[[str, int, int], None] | None = None,
     cancel=None,
     on_method: Callable[[Explanation], None] | None = None,
+    metrics: Iterable[str] | str | None = None,
+    metric_settings: Mapping | None = None,
 ) -> Explanation:
     """``xai_panel.explain`` through ``store``: same arguments, same result, computed once.
 
@@ -284,7 +286,13 @@ def explain_cached(
     then the growing result as each missing method finishes; each of those is stored at
     once (a cancelled run keeps the methods it finished). ``record`` fills the summary.
     A method that fails is named in the result's ``errors``; the others are returned.
+    ``metrics`` (with ``metric_settings``) adds the trust metrics after the explanations, as
+    ``explain`` does; they are stored too, and a stored result pays only for those it lacks.
     """
+    if metrics:
+        from ..metrics.trust import check_metrics
+
+        metrics, metric_settings = check_metrics(metrics, metric_settings)  # before any work
     if classifier is None:
         from ..models import load_classifier
 
@@ -292,7 +300,12 @@ def explain_cached(
     request = ExplainRequest.create(classifier.model_id, methods, top_k=top_k, seed=seed,
                                     segmentation=segmentation, segmentation_params=segmentation_params,
                                     fill=fill, settings=settings)
-    result = ExplanationService(store=store).explain(image, classifier, request, image_hash=image_hash,
-                                                     record=record, progress=progress, cancel=cancel,
-                                                     on_method=on_method)
+    service = ExplanationService(store=store)
+    result = service.explain(image, classifier, request, image_hash=image_hash, record=record, progress=progress,
+                             cancel=cancel, on_method=on_method)
+    if metrics and result is not None:
+        from ..data import image_hash as hash_of
+
+        result = service.measure(result, classifier, image_hash or hash_of(image), request, metrics,
+                                 settings=metric_settings, progress=progress, cancel=cancel)
     return result

@@ -62,11 +62,20 @@ def _png(path: Path, array: np.ndarray) -> str:
     return path.name
 
 
+def _plain(value):
+    """A dataclass of numbers and arrays as JSON-ready values."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
 def export_result(store: ExplanationStore, key: str, out_dir: str | Path) -> Path:
     """Write one stored result to ``out_dir/<image>_<method>_<key[:10]>/``; returns that folder.
 
-    ``result.json`` holds the settings, the top-k, the costs and every per-class value
-    (superpixel weights as lists); PNGs show the image, its superpixels and each class's map.
+    ``result.json`` holds the settings, the top-k, the costs, every per-class value
+    (superpixel weights as lists) and the stored faithfulness; PNGs show the image, its superpixels and each class's map.
     """
     explanation = store.load(key)
     [row] = [r for r in store.results() if r.key == key] or [None]
@@ -110,6 +119,9 @@ def export_result(store: ExplanationStore, key: str, out_dir: str | Path) -> Pat
         "segmentation": {"algorithm": explanation.segmentation.algorithm, "params": dict(explanation.segmentation.params),
                          "n_segments": explanation.segmentation.n_segments},
         "files": files, "results": per_class,
+        # the stored faithfulness of this method per class (curves as lists), with its settings
+        "faithfulness": {str(label): _plain(f) for label, f in sorted(explanation.faithfulness.get(method, {}).items())},
+        "metric_settings": dict(explanation.metric_settings),
     }
     (folder / "result.json").write_text(json.dumps(document, indent=2, default=float))
     return folder
