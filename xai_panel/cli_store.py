@@ -47,21 +47,23 @@ def parse_metrics(args: argparse.Namespace) -> tuple[tuple[str, ...], dict]:
     """``--metrics`` and ``--metric-*`` -> checked (metrics, metric settings); ValueError says what is wrong."""
     from .metrics.trust import check_metrics
 
-    given = {key: value for key, value in (("steps", args.metric_steps), ("random_orders", args.metric_orders),
-                                           ("k", args.metric_k)) if value is not None}
     names = [] if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     if args.metrics is not None and not names:
         raise ValueError("--metrics needs at least one name (faithfulness, agreement, rise)")
-    if given and not names:
-        flags = ", ".join(f"--metric-{'orders' if k == 'random_orders' else k}" for k in given)
-        raise ValueError(f"{flags} set the trust metrics' settings: add --metrics (e.g. --metrics faithfulness)")
-    try:
-        metrics, settings = check_metrics(names, given)
-    except ValueError as exc:
-        raise ValueError(f"{exc}".replace("steps must", "--metric-steps must")
-                         .replace("random_orders must", "--metric-orders must")
-                         .replace("k must", "--metric-k must")) from None
-    return metrics, settings
+    given = {}
+    for flag, key, low, high, default in (("--metric-steps", "steps", 1, None, "one step per superpixel"),
+                                          ("--metric-orders", "random_orders", 1, 100, "3"),
+                                          ("--metric-k", "k", 1, 10_000, "5")):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None:
+            continue
+        if not names:
+            raise ValueError(f"{flag} sets a trust metric's setting: add --metrics (e.g. --metrics faithfulness)")
+        if value < low or (high is not None and value > high):
+            bounds = f"at least {low}" if high is None else f"in [{low}, {high}]"
+            raise ValueError(f"{flag} must be {bounds}, got {value} (leave it out for the default: {default})")
+        given[key] = value
+    return check_metrics(names, given)
 
 
 def configure_precompute_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -199,7 +201,7 @@ def run_store(args: argparse.Namespace) -> int:
                 return 0
             print(f"store   {info['path']}  ({_human(info['bytes_on_disk'])}, schema {info['schema']})")
             print(f"images  {info['images']} summarised, {info['bases']} image/settings bases, "
-                  f"{info['results']} results, {info['metrics']} metrics")
+                  f"{info['results']} results, {info['metrics']} metrics, {info['measures']} trust metrics")
             for g in info["groups"]:
                 print(f"  {g['model_id']:<36} {g['method']:<8} v{g['version']:<10} {g['rows']:>7} rows "
                       f"{_human(g['payload_bytes'] or 0):>10}")

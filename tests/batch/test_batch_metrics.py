@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from xai_panel.batch import Precompute, precompute
+from xai_panel.cli import main
 from xai_panel.cli_store import main_precompute
 from xai_panel.data import image_hash, load_image
 from xai_panel.store import ExplainRequest, ExplanationStore
@@ -34,6 +35,8 @@ def test_a_rerun_with_metrics_measures_what_was_stored_without_them_and_explains
                             "--metrics", "faithfulness,agreement", *CHEAP_ARGS, *FAST_ARGS])
     out = capsys.readouterr().out
     assert code == 0 and "1 images: 1 computed (1 measured), 0 already stored" in out
+    assert main(["store", "info", "--store", str(path)]) == 0
+    assert "3 results, 0 metrics, 2 trust metrics" in capsys.readouterr().out  # lime's faithfulness, the agreement
 
     with ExplanationStore(path) as store:
         events = []
@@ -84,11 +87,12 @@ def test_a_new_method_is_computed_alone_and_every_method_is_measured(tmp_path, i
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--metrics", "faithfulnes"], "unknown metric 'faithfulnes'; the metrics are faithfulness, rise, agreement"),
-    (["--metrics", "faithfulness", "--metric-steps", "0"], "--metric-steps must be None"),
-    (["--metrics", "faithfulness", "--metric-orders", "0"], "--metric-orders must be an integer in [1, 100], got 0"),
-    (["--metrics", "agreement", "--metric-k", "-1"], "--metric-k must be an integer in [1, 10000], got -1"),
+    (["--metrics", "faithfulness", "--metric-steps", "0"],
+     "--metric-steps must be at least 1, got 0 (leave it out for the default: one step per superpixel)"),
+    (["--metrics", "faithfulness", "--metric-orders", "101"], "--metric-orders must be in [1, 100], got 101"),
+    (["--metrics", "agreement", "--metric-k", "-1"], "--metric-k must be in [1, 10000], got -1"),
     (["--metrics", ","], "--metrics needs at least one name"),
-    (["--metric-steps", "4"], "--metric-steps set the trust metrics' settings: add --metrics"),
+    (["--metric-steps", "4"], "--metric-steps sets a trust metric's setting: add --metrics"),
 ])
 def test_bad_metric_arguments_exit_2_before_any_work(tmp_path, capsys, args, message):
     store = tmp_path / "s.sqlite"

@@ -92,3 +92,9 @@ def add_metrics(explanation: Explanation, classifier, metrics: Iterable[str] | s
 
 def _faith_settings(merged: Mapping) -> dict:
     return {"steps": merged["steps"], "random_orders": merged["random_orders"], "seed": merged["seed"]}
+
+
+def stored_settings(merged: Mapping) -> dict[str, dict]:
+    """Per metric, the settings its results depend on, as ``res.metric_settings`` records them
+    (``merged``: the settings of :func:`check_metrics`); the store keys its metrics by them."""
+    return {"faithfulness": _faith_settings(merged), "agreement": {"k": merged["k"]}}

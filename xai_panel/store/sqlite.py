@@ -642,12 +642,13 @@ class ExplanationStore:
         the agreement on the whole set of requested methods.
         """
         from ..methods.base import method_class
-        from ..metrics.trust import _faith_settings
+        from ..metrics.trust import stored_settings
 
         metrics = set(metrics)
         ranked = [m for m in request.methods
                   if hasattr(method_class(m).result_type, "vector") and getattr(method_class(m).result_type, "ranked", True)]
-        faith, agree = _faith_settings(settings), {"k": settings["k"]}
+        by_metric = stored_settings(settings)
+        faith, agree = by_metric["faithfulness"], by_metric["agreement"]
         with self._read() as conn:
             stored = {k: h for k, h in conn.execute("SELECT key, image_hash FROM results WHERE model_id = ?",
                                                     (request.model_id,))}
