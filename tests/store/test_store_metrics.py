@@ -185,11 +185,21 @@ def test_a_bad_metric_payload_is_skipped_and_the_explanation_still_loads(tmp_pat
     raw = sqlite3.connect(path)
     raw.execute("UPDATE measures SET payload = x'00' WHERE method = 'lime'")
     raw.commit()
-    raw.close()
     with ExplanationStore(path) as store:
         back = store.get(hashes[0], request)
         assert set(back.methods) == set(METHODS) and set(back.faithfulness) == {"occlusion"}
         assert set(back.agreement) == set(back.labels)
+        # a damaged key list or another row's payload in its place: skipped too, never raised
+        raw.execute("UPDATE measures SET result_keys = 'not json' WHERE kind = 'agreement'")
+        raw.execute("UPDATE measures SET payload = (SELECT payload FROM results LIMIT 1) WHERE method = 'occlusion'")
+        raw.commit()
+        back = store.get(hashes[0], request)
+        assert set(back.methods) == set(METHODS) and not back.faithfulness and not back.agreement
+        # measured again when asked, and stored over the damaged rows
+        fixed = ExplanationService(store=store).measure(back, clf, hashes[0], request)
+        assert set(fixed.faithfulness) == {"lime", "occlusion"}
+        assert set(store.get(hashes[0], request).faithfulness) == {"lime", "occlusion"}
+    raw.close()
 
 
 def test_measures_are_encoded_without_pickle(toy):

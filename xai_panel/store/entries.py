@@ -192,36 +192,37 @@ def decode_measures(explanation: Explanation, image_hash: str, request: ExplainR
     """
     from dataclasses import replace
 
+    from ..metrics.agreement import Agreement
+    from ..metrics.faithfulness import Faithfulness
+
     present = {m: request.result_key(image_hash, m) for m in explanation.results if m in request.settings}
+    # the methods an agreement covers: those with results that all give a vector
+    eligible = {m: k for m, k in present.items() if explanation.results.get(m)
+                and all(hasattr(r, "vector") for r in explanation.results[m].values())}
     faithfulness: dict = {}
     agreement: dict = {}
     metric_settings: dict = {}
     for kind, result_keys, settings, payload in rows:
-        keys, settings = json.loads(result_keys), json.loads(settings)
-        if kind == "faithfulness":
-            (method, key), = keys.items()
-            if present.get(method) != key or method in faithfulness:
-                continue
-            if metric_settings.setdefault("faithfulness", settings) != settings:
-                continue
-            try:
+        try:
+            keys, settings = json.loads(result_keys), json.loads(settings)
+            if kind == "faithfulness":
+                (method, key), = keys.items()
+                if present.get(method) != key or method in faithfulness:
+                    continue
+                if metric_settings.setdefault("faithfulness", settings) != settings:
+                    continue  # measured with other settings than the newest: not mixed in
                 value = codec.decode(payload)
-            except codec.CodecError:
-                continue
-            if value.get("method") == method:
-                faithfulness[method] = {int(k): v for k, v in value["results"].items()}
-        elif kind == "agreement" and not agreement:
-            # the methods ``agreement`` covers: those with results that all give a vector
-            eligible = {m: k for m, k in present.items() if explanation.results.get(m)
-                        and all(hasattr(r, "vector") for r in explanation.results[m].values())}
-            if keys != eligible:
-                continue
-            try:
+                per_label = {int(k): v for k, v in value["results"].items()}
+                if value.get("method") == method and all(isinstance(v, Faithfulness) for v in per_label.values()):
+                    faithfulness[method] = per_label
+            elif kind == "agreement" and not agreement and keys == eligible:
                 value = codec.decode(payload)
-            except codec.CodecError:
-                continue
-            agreement = {int(k): v for k, v in value["results"].items()}
-            metric_settings["agreement"] = settings
+                per_label = {int(k): v for k, v in value["results"].items()}
+                if all(isinstance(v, Agreement) for v in per_label.values()):
+                    agreement = per_label
+                    metric_settings["agreement"] = settings
+        except (codec.CodecError, ValueError, TypeError, AttributeError, KeyError):
+            continue  # a damaged measure is as good as none: the metric is measured again when asked
     if not faithfulness:
         metric_settings.pop("faithfulness", None)
     if not faithfulness and not agreement:
