@@ -7,6 +7,7 @@ import numpy as np
 
 from tests.components.conftest import QUICK
 from xai_panel.components import ExplainerSettings, ExplanationSession
+from xai_panel.components.panes.sanity import SanityPane
 from xai_panel.components.panes.trust import TrustPane
 from xai_panel.metrics.faithfulness import faithfulness
 from xai_panel.runtime.cache import MemoryCache
@@ -105,7 +106,7 @@ def test_the_sanity_check_runs_on_request_and_draws_a_line_per_method(photos, cl
     assert sanity.check is None and sanity.status == "idle" and "Adebayo" in sanity.verdict_html()
     seen = []
     sanity.param.watch(lambda e: seen.append(e.new), "progress")
-    sanity.param.update(stages=2, samples=40)
+    sanity.param.update(stages=2, samples=20)
     before = classifier.forward_passes
     assert sanity.compute() is not None
     sanity.wait()
@@ -113,7 +114,7 @@ def test_the_sanity_check_runs_on_request_and_draws_a_line_per_method(photos, cl
     assert sanity.status == "done" and sanity.error == "" and not sanity.from_cache
     assert check.methods == ("lime", "shap")  # the anchor is a set, not scores: not compared
     assert check.stages == ("_fc", "_conv_stem") and check.label.index == session.explanation.labels[0]
-    assert check.settings["lime"]["num_samples"] == 40 and check.settings["shap"]["estimator"] == "pool"
+    assert check.settings["lime"]["num_samples"] == 20 and check.settings["shap"]["estimator"] == "pool"
     assert 0 < seen[0] < 1 and seen[-1] == 1.0  # progress after each explanation
     curves = _curves(sanity.plot())
     assert set(curves) == {"LIME", "SHAP"}
@@ -135,16 +136,12 @@ def test_the_sanity_check_runs_on_request_and_draws_a_line_per_method(photos, cl
 
 
 def test_a_new_image_cancels_a_running_sanity_check(photos):
-    session = _session(metrics=[])
-    sanity = TrustPane.from_session(session).sanity
-    session.source = photos["chelsea"]
-    session.wait()
-    sanity.param.update(stages=3, samples=400)
+    sanity = SanityPane(image=photos["chelsea"], requested="chelsea", settings=ExplainerSettings.from_dict(
+        {"methods": ["lime"], "segmentation": "slic"}), stages=3, samples=400)
     job = sanity.compute()
     assert sanity.status == "running"
-    session.source = photos["rocket"]
-    assert job.cancelled
-    session.wait()
+    sanity.requested = "rocket"  # the session names a new image before it is decoded: the check stops at once
+    assert job.cancelled and sanity.status == "idle"
     sanity.wait()
     assert sanity.check is None and sanity.status == "idle"
     job = sanity.compute()
@@ -154,22 +151,16 @@ def test_a_new_image_cancels_a_running_sanity_check(photos):
     assert sanity.check is None
 
 
-def test_sanity_check_errors_are_shown_and_the_explanation_stays(photos, tmp_path):
+def test_sanity_check_errors_are_shown_in_the_pane(photos, tmp_path):
     import torch
 
-    session = _session(metrics=[])
-    pane = TrustPane.from_session(session)
-    sanity = pane.sanity
-    session.source = photos["chelsea"]
-    session.wait()
-    shown = session.explanation
+    sanity = SanityPane(image=photos["chelsea"], settings=ExplainerSettings.from_dict({"methods": ["anchors"]}))
     # only an anchor asked for: nothing with scores to compare
-    sanity.settings = ExplainerSettings.from_dict({"methods": ["anchors"]})
     assert sanity.compute() is None
     assert sanity.status == "error" and "compares per-superpixel scores" in sanity.error
     assert "could not run" in sanity.verdict_html()
+    assert TrustPane(sanity=sanity).sanity is sanity
     # a model given as an ONNX file has no weights to re-initialise
-    sanity.settings = session.settings
 
     class Tiny(torch.nn.Module):
         def __init__(self):
@@ -181,10 +172,9 @@ def test_sanity_check_errors_are_shown_and_the_explanation_stays(photos, tmp_pat
 
     path = tmp_path / "tiny.onnx"
     torch.onnx.export(Tiny(), torch.zeros(1, 3, 224, 224), str(path), dynamo=False)
-    sanity.model = str(path)
-    sanity.image = session.image  # the model change reset the pane; the image is the session's
+    sanity.param.update(model=str(path), settings=ExplainerSettings.from_dict({"methods": ["lime"]}))
+    sanity.image = photos["chelsea"]  # the model change reset the pane
     sanity.compute()
     sanity.wait()
     assert sanity.status == "error" and "needs a torch model" in sanity.error
     assert "needs a torch model" in sanity.verdict_html() and sanity.check is None
-    assert session.explanation is shown and session.status == "done"
