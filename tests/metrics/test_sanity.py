@@ -141,6 +141,7 @@ def test_an_onnx_only_model_is_refused(tmp_path):
     ({"methods": ()}, "at least one method"),
     ({"threshold": 2.0}, "threshold must be"),
     ({"runtime": "gpu"}, "runtime must be one of"),
+    ({"label": 3}, "label must be a class index in \\[0, 3\\)"),
     ({"settings": {"lime": {"num_samples": 1}}}, "num_samples"),
 ])
 def test_bad_settings_are_refused_before_any_pass(kwargs, message):

@@ -28,10 +28,15 @@ image, not the model. The cascading test, as implemented here:
   ``threshold`` (0.5 by default; absolute as in the paper: a ranking turned upside down
   is still the image's structure, not the model's).
 
-Each randomised copy runs on ONNX Runtime (exported in memory, checked against torch on two
-images, torch when that fails) or in torch (``runtime``). Measured here on 2 busy cores for
-Lite0: export 2.1 s, then 69 img/s against 7 img/s in torch eager, so a 200-pass stage
-costs about 5 s on ONNX Runtime against about 28 s in torch.
+The randomised copies run on ONNX Runtime from one graph of the model with its weights as
+inputs (traced once per model and process, checked against torch once; each stage hands it
+the copy's tensors), or in torch (``runtime="torch"``, or when the export fails: a warning).
+Measured by ``benchmarks/bench_sanity.py`` on 2 cores at load ~10 (a randomised Lite0 copy,
+batch 32): torch eager 2.8 passes/s; ONNX Runtime on a fresh export of the copy 33/s after
+7.8 s of export, paid at every stage; the weights-as-inputs graph 15.5/s (ONNX Runtime
+cannot fold BatchNorm into weights that are inputs) after 6.3 s, paid once. At the default
+200 passes a stage that is 13 s a stage against 14 s; by these figures an export per stage
+pays from about 225 passes a stage on, and the one graph spares the next image any export.
 
 Pure core: no Panel.
 """
@@ -321,6 +326,9 @@ def sanity_check(
         raise ValueError(f"k_top_segments must be an integer >= 1, got {k_top_segments!r}")
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    if label is not None and (not isinstance(label, (int, np.integer)) or isinstance(label, bool)
+                              or not 0 <= label < classifier.num_classes):
+        raise ValueError(f"label must be a class index in [0, {classifier.num_classes}), got {label!r}")
     units = model_units(module)
     unit_names = [n for n, _ in units]
     counts = plan_stages(unit_names, stages)
@@ -362,12 +370,7 @@ def sanity_check(
     trained = PerturbationEngine(view, segments, classifier, fill, cancel=cancel)
     trained_probs = trained.predict_full()  # memoised: the reference run below gets it free
     passes += 1
-    if label is None:
-        target = int(np.argmax(trained_probs))
-    else:
-        if not isinstance(label, (int, np.integer)) or not 0 <= label < classifier.num_classes:
-            raise ValueError(f"label must be a class index in [0, {classifier.num_classes}), got {label!r}")
-        target = int(label)
+    target = int(np.argmax(trained_probs)) if label is None else int(label)
     reference, reference_tops, _ = run(trained)
 
     copy_of = copy.deepcopy(module).eval()  # the user's model stays as it is
@@ -408,10 +411,9 @@ def sanity_check(
             scores[name].append(vectors[name])
 
     passed = {name: bool(not math.isnan(s[-1]) and abs(s[-1]) < float(threshold)) for name, s in similarity.items()}
-    names = [classifier.class_names[target] if target < len(classifier.class_names) else str(target)]
     return SanityCheck(
         image=view, model_id=classifier.model_id,
-        label=ClassScore(target, names[0], float(trained_probs[target])),
+        label=ClassScore(target, classifier.class_names[target], float(trained_probs[target])),
         segmentation=segments, methods=tuple(explainers),
         stages=tuple(unit_names[len(units) - c] for c in counts),
         randomised=tuple(tuple(reversed(unit_names[len(units) - c:])) for c in counts),
