@@ -34,6 +34,8 @@ _EXPORTS = {
     "faithfulness": "xai_panel.metrics.faithfulness",
     "agreement": "xai_panel.metrics.agreement",
     "add_metrics": "xai_panel.metrics.trust",
+    "sanity_check": "xai_panel.metrics.sanity",
+    "SanityCheck": "xai_panel.metrics.sanity",
 }
 
 __all__ = ["__version__", *_EXPORTS]

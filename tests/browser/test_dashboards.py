@@ -88,9 +88,42 @@ def test_a_click_shows_five_classes_then_lime_anchors_and_shap(page, served_app)
     wait_labels(page, SHAP_TITLE)
     assert any(t.startswith("▶ 1. espresso") for t in labels(page))
     assert f"image={COFFEE.replace('/', '%2F')}" in page.url
+    check_trust_pane(page)
     # Inspecting another class moves the marker in every pane.
     top_buttons(page).nth(1).click()
     wait_labels(page, re.compile(r"^▶ 2\. "), count=3)
+
+
+TRUST_CURVES = """() => {
+  // Per plot title, the dash patterns of its line glyphs (the trust pane's curves: solid method, dashed random).
+  const out = {};
+  for (const doc of Bokeh.documents)
+    for (const m of doc._all_models.values())
+      if (m.title && typeof m.title === "object" && "text" in m.title && m.renderers)
+        out[m.title.text] = m.renderers.filter(r => r.glyph && r.glyph.type === "Line")
+                                       .map(r => (r.glyph.line_dash.value ?? r.glyph.line_dash).length);
+  return out;
+}"""
+
+
+def check_trust_pane(page) -> None:
+    """After the explanations, the trust pane shows each ranked method's AUCs for the five classes and their curves."""
+    rows = page.locator(".xp-trust tbody tr")
+    rows.nth(9).wait_for(timeout=240_000)  # LIME and SHAP x 5 classes (anchors do not rank superpixels)
+    cells = [r.locator("td").all_inner_texts() for r in rows.all()]
+    assert len(cells) == 10 and {c[0] for c in cells} == {"LIME", "SHAP"}
+    assert [c[1][:2] for c in cells if c[0] == "LIME"] == ["1.", "2.", "3.", "4.", "5."]
+    for c in cells:  # deletion, random, insertion, random: probabilities' areas in [0, 1]
+        assert all(0.0 <= float(v) <= 1.0 for v in c[2:6]), c
+    # the top class's deletion beats chance for LIME on this espresso (measured: about 0.1 against 0.4)
+    lime_top = next(c for c in cells if c[0] == "LIME" and c[1].startswith("1. espresso"))
+    assert float(lime_top[2]) < float(lime_top[3]), lime_top
+    assert page.locator(".xp-agree").get_by_text("ρ").count() >= 2  # the LIME/SHAP pair, both ways
+    page.wait_for_function("(s) => { const c = (new Function('return ' + s))()(); return c.LIME && c.SHAP; }",
+                           arg=TRUST_CURVES, timeout=60_000)
+    curves = page.evaluate(TRUST_CURVES)
+    for method in ("LIME", "SHAP"):  # deletion and insertion solid, their random baselines dashed
+        assert sorted(d > 0 for d in curves[method]) == [False, False, True, True], curves
 
 
 def test_clicking_another_image_mid_computation_shows_only_the_new_one(page, served_app):

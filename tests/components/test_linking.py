@@ -20,7 +20,8 @@ from .conftest import QUICK, wait_until
 def test_a_click_in_the_gallery_moves_every_pane(folder):
     gallery = Gallery(dataset=open_dataset(folder), predict=False)
     settings = ExplainerSettings(settings=QUICK, methods=["lime", "shap"], segmentation="slic")
-    session = ExplanationSession(source=gallery.param.selected_record, settings=settings, cache=MemoryCache())
+    session = ExplanationSession(source=gallery.param.selected_record, settings=settings, cache=MemoryCache(),
+                                   metrics=[])
     top = TopClasses.from_session(session)
     lime = LimePane.from_session(session, inspect=top)
     shap = ShapPane.from_session(session, inspect=top)

@@ -12,7 +12,9 @@ from .conftest import QUICK
 
 
 def quick_session(**params) -> ExplanationSession:
+    """A session at the quick budgets, without the trust metrics (tests/components/test_trust_pane.py has them)."""
     settings = ExplainerSettings(settings=QUICK, methods=["lime", "shap"], segmentation="slic")
+    params.setdefault("metrics", [])
     return ExplanationSession(settings=settings, cache=MemoryCache(), **params)
 
 
@@ -118,7 +120,7 @@ class FailingShap(ShapExplainer):
 def test_a_failing_method_is_reported_per_method_and_the_others_stay(photos):
     settings = ExplainerSettings(settings=QUICK, methods=["lime", "shap"], segmentation="slic", shap=FailingShap())
     assert "explainer_classes" in settings.request  # custom classes never share cache entries
-    session = ExplanationSession(settings=settings, cache=MemoryCache(), source=photos["chelsea"])
+    session = ExplanationSession(settings=settings, cache=MemoryCache(), source=photos["chelsea"], metrics=[])
     session.wait()
     assert session.status == "done"
     assert session.method_errors == {"shap": "RuntimeError: shap exploded"}

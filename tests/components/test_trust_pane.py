@@ -7,6 +7,7 @@ import numpy as np
 
 from tests.components.conftest import QUICK
 from xai_panel.components import ExplainerSettings, ExplanationSession
+from xai_panel.components.panes.sanity import SanityPane
 from xai_panel.components.panes.trust import TrustPane
 from xai_panel.metrics.faithfulness import faithfulness
 from xai_panel.runtime.cache import MemoryCache
@@ -89,3 +90,91 @@ def test_bad_metric_settings_are_reported_and_the_explanations_stay(photos):
     assert session.status == "done" and set(session.explanation.methods) == {"lime", "shap", "anchors"}
     assert "steps must be None" in session.metrics_error and not session.explanation.faithfulness
     assert "could not be measured" in pane.table_html() and "steps must be None" in pane.table_html()
+
+
+# -- the sanity check, on request ----------------------------------------------------------------
+def _curves(overlay) -> dict[str, np.ndarray]:
+    return {c.label: c.dimension_values(1) for c in overlay if type(c).__name__ == "Curve"}
+
+
+def test_the_sanity_check_runs_on_request_and_draws_a_line_per_method(photos, classifier):
+    session = _session(metrics=[])
+    pane = TrustPane.from_session(session)
+    sanity = pane.sanity
+    session.source = photos["chelsea"]
+    session.wait()
+    assert sanity.check is None and sanity.status == "idle" and "Adebayo" in sanity.verdict_html()
+    seen = []
+    sanity.param.watch(lambda e: seen.append(e.new), "progress")
+    sanity.param.update(stages=2, samples=20)
+    before = classifier.forward_passes
+    assert sanity.compute() is not None
+    sanity.wait()
+    check = sanity.check
+    assert sanity.status == "done" and sanity.error == "" and not sanity.from_cache
+    assert check.methods == ("lime", "shap")  # the anchor is a set, not scores: not compared
+    assert check.stages == ("_fc", "_conv_stem") and check.label.index == session.explanation.labels[0]
+    assert check.settings["lime"]["num_samples"] == 20 and check.settings["shap"]["estimator"] == "pool"
+    assert 0 < seen[0] < 1 and seen[-1] == 1.0  # progress after each explanation
+    curves = _curves(sanity.plot())
+    assert set(curves) == {"LIME", "SHAP"}
+    np.testing.assert_allclose(curves["LIME"], [1.0, *check.similarity["lime"]])
+    verdict = sanity.verdict_html()
+    for method, label in (("lime", "LIME"), ("shap", "SHAP")):
+        word = "passes" if check.passed[method] else "fails"
+        assert f"{label} {word}</b>: ρ {check.similarity[method][-1]:+.2f}" in verdict
+    assert f"{check.forward_passes} forward passes" in verdict and classifier.forward_passes > before
+    # asked again: from the cache, no pass
+    before = classifier.forward_passes
+    assert sanity.compute() is None
+    assert sanity.check is check and sanity.from_cache and classifier.forward_passes == before
+    assert "(from cache)" in sanity.verdict_html()
+    # a new image: the check is dropped
+    session.source = photos["coffee"]
+    session.wait()
+    assert sanity.check is None and sanity.status == "idle"
+
+
+def test_a_new_image_cancels_a_running_sanity_check(photos):
+    sanity = SanityPane(image=photos["chelsea"], requested="chelsea", settings=ExplainerSettings.from_dict(
+        {"methods": ["lime"], "segmentation": "slic"}), stages=3, samples=400)
+    job = sanity.compute()
+    assert sanity.status == "running"
+    sanity.requested = "rocket"  # the session names a new image before it is decoded: the check stops at once
+    assert job.cancelled and sanity.status == "idle"
+    sanity.wait()
+    assert sanity.check is None and sanity.status == "idle"
+    job = sanity.compute()
+    sanity.cancel()
+    assert job.cancelled and sanity.status == "cancelled" and "cancelled" in sanity.verdict_html()
+    sanity.wait()
+    assert sanity.check is None
+
+
+def test_sanity_check_errors_are_shown_in_the_pane(photos, tmp_path):
+    import torch
+
+    sanity = SanityPane(image=photos["chelsea"], settings=ExplainerSettings.from_dict({"methods": ["anchors"]}))
+    # only an anchor asked for: nothing with scores to compare
+    assert sanity.compute() is None
+    assert sanity.status == "error" and "compares per-superpixel scores" in sanity.error
+    assert "could not run" in sanity.verdict_html()
+    assert TrustPane(sanity=sanity).sanity is sanity
+    # a model given as an ONNX file has no weights to re-initialise
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool, self.fc = torch.nn.AdaptiveAvgPool2d(1), torch.nn.Linear(3, 1000)
+
+        def forward(self, x):
+            return self.fc(self.pool(x).flatten(1))
+
+    path = tmp_path / "tiny.onnx"
+    torch.onnx.export(Tiny(), torch.zeros(1, 3, 224, 224), str(path), dynamo=False)
+    sanity.param.update(model=str(path), settings=ExplainerSettings.from_dict({"methods": ["lime"]}))
+    sanity.image = photos["chelsea"]  # the model change reset the pane
+    sanity.compute()
+    sanity.wait()
+    assert sanity.status == "error" and "needs a torch model" in sanity.error
+    assert "needs a torch model" in sanity.verdict_html() and sanity.check is None

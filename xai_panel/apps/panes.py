@@ -32,8 +32,8 @@ def explanation_cards(session, settings, inspect) -> list:
         cards.append(pn.Card(pane, title=title, css_classes=[f"xp-card-{method}"],
                              visible=pn.bind(_requested, settings.param.request, method), **CARD))
     cards.append(pn.Card(TrustPane.from_session(session, inspect=inspect),
-                         title="Trust · faithfulness (deletion, insertion) and agreement", css_classes=["xp-card-trust"],
-                         **CARD))
+                         title="Trust · faithfulness (deletion, insertion), agreement, sanity check",
+                         css_classes=["xp-card-trust"], **CARD))
     timing = TimingPane.from_session(session)
     stability = StabilityPane.from_session(session, inspect=inspect)
     cards.append(pn.Row(

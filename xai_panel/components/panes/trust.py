@@ -4,7 +4,8 @@ The session measures the trust metrics after the explanations (``ExplanationSess
 this pane shows, per method and class, the deletion AUC (lower is better) and insertion AUC
 (higher is better) beside their random-order baselines, the curves of the selected class
 (one small plot per method, the random baseline dashed), and the method x method agreement
-of the selected class. Nothing here computes: it draws what the explanation holds.
+of the selected class. Nothing here computes: it draws what the explanation holds. The
+sanity check (model randomisation) runs on request, from its own sub-pane (``sanity``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import panel as pn
 import param
 
 from ...engine.results import Explanation
+from .sanity import SanityPane
 
 __all__ = ["TrustPane"]
 
@@ -61,6 +63,8 @@ class TrustPane(pn.viewable.Viewer):
     error = param.String(default="", allow_refs=True, doc="Why the metrics could not be measured.")
     selected = param.Integer(default=None, allow_None=True, allow_refs=True,
                              doc="Class whose curves and agreement are drawn (default: the top class).")
+    sanity = param.ClassSelector(class_=SanityPane, default=None, doc=(
+        "The model-randomisation sanity check, run on request (its button is in this pane)."))
 
     @classmethod
     def from_session(cls, session, inspect=None, **params) -> "TrustPane":
@@ -69,7 +73,13 @@ class TrustPane(pn.viewable.Viewer):
         params.setdefault("error", session.param.metrics_error)
         if inspect is not None:
             params.setdefault("selected", inspect.param.selected)
+        params.setdefault("sanity", SanityPane.from_session(session))
         return cls(**params)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.sanity is None:
+            self.sanity = SanityPane()
 
     # -- the AUC table ----------------------------------------------------------------------
     def table_html(self, explanation=None, measuring=None, error=None, selected=None) -> str:
@@ -186,5 +196,7 @@ class TrustPane(pn.viewable.Viewer):
                               css_classes=["xp-trust-curves"], linked_axes=False),
             pn.pane.HTML(pn.bind(self.agreement_html, self.param.explanation, self.param.selected),
                          stylesheets=[_CSS], sizing_mode="stretch_width", css_classes=["xp-trust-agreement"]),
+            pn.pane.HTML("<b style='font-size:13px'>Sanity check · model randomisation</b>", margin=(10, 10, 0, 10)),
+            self.sanity,
             sizing_mode="stretch_width",
         )

@@ -1,0 +1,279 @@
+"""The model-randomisation sanity check on request, inside the trust pane.
+
+It costs one explanation per stage plus the trained one (six by default), so it runs only
+when asked: in the compute lane (the bounded queue and pool every explanation waits for),
+with a progress bar and a cancel button; a new image or model cancels it. Finished checks
+are kept per image and settings (a small per-process LRU), so asking again is free. The
+result is a line per method over the stages (Spearman with the trained explanation) and
+one verdict per method.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import threading
+from collections import OrderedDict
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (Bokeh options below; loads the backend without hv.extension)
+import panel as pn
+import param
+
+from ...engine.perturbation import Cancelled
+from ...metrics.sanity import DEFAULT_STAGES, SANITY_THRESHOLD, SanityCheck, sanity_check
+from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue
+from ...runtime.jobs import classifier as load_model
+from ..widgets.settings import ExplainerSettings
+
+__all__ = ["SanityPane", "sanity_cache"]
+
+_CSS = """
+.xp-note { font-size: 12px; color: #4b5563; margin: 2px 0 6px; }
+.xp-good { color: #15803d; } .xp-bad { color: #b91c1c; }
+"""
+_COLORS = ("#2563eb", "#dc2626", "#059669", "#7c3aed", "#d97706", "#0891b2")
+
+
+class _Checks:
+    """A thread-safe LRU of finished checks, keyed by image digest, model and settings."""
+
+    def __init__(self, max_items: int = 32):
+        self.max_items = max_items
+        self._items: OrderedDict[str, SanityCheck] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> SanityCheck | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: str, check: SanityCheck) -> None:
+        with self._lock:
+            self._items[key] = check
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_cache = _Checks()
+
+
+def sanity_cache() -> _Checks:
+    """The process-wide cache of finished sanity checks."""
+    return _cache
+
+
+def _label(method: str) -> str:
+    from ...methods.base import registry
+
+    cls = registry().get(method)
+    return cls.label if cls is not None else method
+
+
+def _ranked(method: str) -> bool:
+    from ...methods.base import method_class
+
+    return bool(getattr(method_class(method).result_type, "ranked", True))
+
+
+class SanityPane(pn.viewable.Viewer):
+    """Re-initialise the model from the top down and watch each method's explanation follow (or not)."""
+
+    image = param.Array(default=None, allow_None=True, allow_refs=True, doc="The image to check.")
+    image_digest = param.String(default="", allow_refs=True, doc="Content hash of the image (the cache key).")
+    requested = param.String(default="", allow_refs=True, doc=(
+        "Name of the image asked for last: a new one cancels the check at once, before it is decoded."))
+    model = param.String(default="efficientnet_lite0", allow_refs=True, doc="The classifier (a torch model).")
+    settings = param.ClassSelector(class_=ExplainerSettings, allow_refs=True, doc=(
+        "Methods, segmentation, fill and seed: the methods with per-superpixel scores are checked."))
+    stages = param.Integer(default=DEFAULT_STAGES, bounds=(1, 10), doc=(
+        "Stages of re-initialisation: the head, then an even share of the units down to the input."))
+    samples = param.Integer(default=200, bounds=(20, 2000), doc=(
+        "LIME's pool per stage (SHAP runs on the same pool): the check's reduced budget."))
+    threshold = param.Number(default=SANITY_THRESHOLD, bounds=(0.05, 1.0), step=0.05, doc=(
+        "A method passes when |Spearman| with the trained explanation is below this at the last stage."))
+
+    check = param.ClassSelector(class_=SanityCheck, default=None, allow_None=True, constant=True,
+                                doc="The last sanity check (read-only).")
+    status = param.Selector(default="idle", objects=["idle", "running", "done", "cancelled", "error"], constant=True,
+                            doc="Where the check is (read-only).")
+    progress = param.Number(default=0.0, bounds=(0, 1), constant=True, doc="Share of explanations done (read-only).")
+    error = param.String(default="", constant=True, doc="Why the check failed (read-only).")
+    from_cache = param.Boolean(default=False, constant=True, doc="The check came from the cache (read-only).")
+
+    @classmethod
+    def from_session(cls, session, **params) -> "SanityPane":
+        params.setdefault("image", session.param.image)
+        params.setdefault("image_digest", session.param.image_digest)
+        params.setdefault("requested", session.param.requested)
+        params.setdefault("model", session.param.model)
+        params.setdefault("settings", session.param.settings)
+        return cls(**params)
+
+    def __init__(self, **params):
+        params.setdefault("settings", ExplainerSettings())
+        super().__init__(**params)
+        self._runner = JobRunner("sanity", queue=compute_queue(), pool=compute_executor)
+
+    def _set(self, **values) -> None:
+        with param.edit_constant(self):
+            self.param.update(**values)
+
+    # -- what is asked for --------------------------------------------------------------------
+    def request(self) -> dict:
+        """The ``sanity_check`` keyword arguments for the current settings (raises ValueError)."""
+        kwargs = self.settings.explain_kwargs()
+        methods = [m for m in kwargs["methods"] if _ranked(m)]
+        if not methods:
+            raise ValueError("the sanity check compares per-superpixel scores: choose LIME, SHAP or another method "
+                             f"with scores (the settings ask for {', '.join(kwargs['methods']) or 'no method'})")
+        settings = {m: dict(kwargs["settings"][m]) for m in methods}
+        if "lime" in settings:
+            settings["lime"]["num_samples"] = int(self.samples)
+        if "shap" in settings:
+            settings["shap"]["estimator"] = "pool"  # KernelSHAP on LIME's pool: no passes of its own
+        return dict(methods=tuple(methods), settings=settings, stages=int(self.stages), seed=kwargs["seed"],
+                    threshold=float(self.threshold), segmentation=kwargs["segmentation"],
+                    segmentation_params=kwargs["segmentation_params"], fill=kwargs["fill"])
+
+    def _key(self, request: dict) -> str:
+        return json.dumps([self.image_digest, self.model, request], sort_keys=True, default=str)
+
+    @property
+    def explanations(self) -> int:
+        """Explanations one check costs: the trained one and one per stage (at most)."""
+        return 1 + int(self.stages)
+
+    # -- running ---------------------------------------------------------------------------------
+    def compute(self) -> Job | None:
+        """Start the check for the current image (cancels a running one); None when cached or refused."""
+        if self.image is None:
+            self._set(status="error", error="Select an image first.")
+            return None
+        try:
+            request = self.request()
+        except ValueError as exc:
+            self._set(status="error", error=str(exc), check=None)
+            return None
+        key = self._key(request) if self.image_digest else None
+        cached = _cache.get(key) if key else None
+        if cached is not None:
+            self._runner.cancel()
+            self._set(check=cached, status="done", progress=1.0, error="", from_cache=True)
+            return None
+        self._set(status="running", progress=0.0, error="", check=None, from_cache=False)
+        try:
+            return self._runner.start(self._work, self.image, self.model, request, key)
+        except ServerBusy as exc:
+            self._set(status="error", error=str(exc))
+            return None
+
+    def cancel(self) -> None:
+        self._runner.cancel()
+        if self.status == "running":
+            self._set(status="cancelled")
+
+    def wait(self, timeout: float | None = 600) -> "SanityPane":
+        self._runner.wait(timeout)
+        return self
+
+    @param.depends("image", "requested", "model", watch=True)
+    def _invalidate(self) -> None:
+        self._runner.cancel()
+        self._set(check=None, status="idle", progress=0.0, error="", from_cache=False)
+
+    def _work(self, job: Job, image, model, request: dict, key: str | None) -> None:
+        def progress(done: int, total: int) -> None:
+            self._runner.publish(job, lambda: self._set(progress=done / max(total, 1)))
+
+        try:
+            check = sanity_check(image, load_model(model), progress=progress, cancel=job.cancel, **request)
+        except Cancelled:
+            return
+        except Exception as exc:  # shown in the pane; the app keeps serving
+            message = f"{type(exc).__name__}: {exc}"  # made now: ``exc`` is unbound when the except block ends
+            self._runner.publish(job, lambda: self._set(status="error", error=message))
+            return
+        if key:
+            _cache.put(key, check)
+        self._runner.publish(job, lambda: self._set(check=check, status="done", progress=1.0))
+
+    # -- view ------------------------------------------------------------------------------------
+    def plot(self, check: SanityCheck | None = None):
+        """A line per method: Spearman with the trained explanation at each stage (1 before any)."""
+        check = self.check if check is None else check
+        if check is None:
+            return hv.Overlay([hv.Curve([])]).opts(width=1, height=1, toolbar=None, xaxis=None, yaxis=None)
+        x = list(range(len(check.stages) + 1))
+        ticks = [(0, "trained"), *[(i + 1, name) for i, name in enumerate(check.stages)]]
+        kw = dict(kdims=["stage"], vdims=["spearman"])
+        layers = [hv.HLine(check.threshold).opts(color="#9ca3af", line_dash="dashed", line_width=1),
+                  hv.HLine(-check.threshold).opts(color="#9ca3af", line_dash="dashed", line_width=1)]
+        for i, method in enumerate(check.methods):
+            y = [1.0, *check.similarity[method]]
+            color = _COLORS[i % len(_COLORS)]
+            layers.append(hv.Curve((x, y), label=_label(method), **kw).opts(color=color, line_width=2))
+            layers.append(hv.Scatter((x, y), label=_label(method), **kw).opts(color=color, size=5))
+        return hv.Overlay(layers).opts(
+            width=420, height=220, ylim=(-1.05, 1.05), xticks=ticks, xrotation=30, toolbar=None,
+            legend_position="right", title=f"Spearman with the trained explanation · {check.label.name}",
+            fontsize={"title": 10, "labels": 9, "xticks": 8, "yticks": 8}, xlabel="re-initialised down to",
+            ylabel="Spearman ρ")
+
+    def verdict_html(self, check=None, status=None, error=None, from_cache=None) -> str:
+        if check is None and status is None:
+            check, status, error, from_cache = self.check, self.status, self.error, self.from_cache
+        if status == "error":
+            return f"<p class='xp-note xp-bad'>The sanity check could not run: {html.escape(error)}</p>"
+        if status == "cancelled":
+            return "<p class='xp-note'>Sanity check cancelled.</p>"
+        if check is None:
+            return ("<p class='xp-note'>Sanity check (Adebayo et al. 2018): re-initialise the model's layers from the "
+                    "top down and explain the image again at each stage. An explanation that does not change when the "
+                    "model is destroyed shows the image, not the model.</p>")
+        rows = []
+        for method in check.methods:
+            last = check.similarity[method][-1]
+            css = "xp-good" if check.passed[method] else "xp-bad"
+            word = "passes" if check.passed[method] else ("undetermined" if math.isnan(last) else "fails")
+            rows.append(f"<li><b class='{css}'>{html.escape(_label(method))} {word}</b>: ρ {last:+.2f} with the trained "
+                        f"explanation once every unit is re-initialised; top-{check.k_top_segments} IoU "
+                        f"{check.top_overlap[method][-1]:.2f}</li>")
+        note = (f"{html.escape(check.label.name)} (p = {check.label_probability[0]:.2f} trained, "
+                f"{check.label_probability[-1]:.3f} fully randomised); {len(check.stages)} stages over "
+                f"{len(check.units)} units, pass when |ρ| &lt; {check.threshold:g} at the last; "
+                f"{check.forward_passes} forward passes in {check.seconds:.1f} s on {check.runtime}"
+                + (" (from cache)." if from_cache else "."))
+        return f"<p class='xp-note'>{note}</p><ul class='xp-note xp-sanity-verdicts'>{''.join(rows)}</ul>"
+
+    def __panel__(self):
+        button = pn.widgets.Button(
+            name=pn.bind(lambda n: f"Run sanity check ({1 + n} explanations)", self.param.stages),
+            button_type="primary", disabled=self.param.status.rx() == "running", css_classes=["xp-sanity-run"])
+        button.on_click(lambda _e: self.compute())
+        stop = pn.widgets.Button(name="Cancel", button_type="light", visible=self.param.status.rx() == "running")
+        stop.on_click(lambda _e: self.cancel())
+        inputs = pn.Param(self, parameters=["stages", "samples", "threshold"], show_name=False, default_layout=pn.Row,
+                          widgets={"stages": {"width": 110}, "samples": {"width": 110}, "threshold": {"width": 110}})
+        return pn.Column(
+            pn.Row(inputs, button, stop),
+            pn.indicators.Progress(value=(self.param.progress.rx() * 100).rx.pipe(int), max=100, height=8,
+                                   bar_color="primary", sizing_mode="stretch_width",
+                                   visible=self.param.status.rx() == "running", css_classes=["xp-sanity-progress"]),
+            pn.pane.HTML(pn.bind(self.verdict_html, self.param.check, self.param.status, self.param.error,
+                                 self.param.from_cache), stylesheets=[_CSS], sizing_mode="stretch_width",
+                         css_classes=["xp-sanity-verdict"]),
+            pn.pane.HoloViews(pn.bind(self.plot, self.param.check), backend="bokeh", css_classes=["xp-sanity-plot"]),
+            sizing_mode="stretch_width",
+        )
