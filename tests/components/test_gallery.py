@@ -172,6 +172,8 @@ def test_a_label_sorts_by_a_methods_stored_faithfulness(folder, tmp_path, classi
     names = gallery.param.sort_by.names
     assert names["LIME: least faithful first"] == "deletion_auc:lime"
     assert names["LIME: most faithful first"] == "deletion_auc:lime-asc"
+    assert names["LIME: insertion AUC (low first)"] == "insertion_auc:lime-asc"
+    assert names["LIME: insertion AUC (high first)"] == "insertion_auc:lime"
     assert not any("Anchors" in n for n in names)  # only methods with stored metrics
     decoded = {i: store.get(h, request) for i, h in hashes.items()}
     auc = {i: r.faithfulness["lime"][r.labels[0]].deletion_auc for i, r in decoded.items() if r.faithfulness}
@@ -180,6 +182,9 @@ def test_a_label_sorts_by_a_methods_stored_faithfulness(folder, tmp_path, classi
     assert gallery.records == sorted(auc, key=auc.get, reverse=True) + unscored
     gallery.sort_by = "deletion_auc:lime-asc"
     assert gallery.records == sorted(auc, key=auc.get) + unscored
+    ins = {i: r.faithfulness["lime"][r.labels[0]].insertion_auc for i, r in decoded.items() if r.faithfulness}
+    gallery.sort_by = "insertion_auc:lime-asc"
+    assert gallery.records == sorted(ins, key=ins.get) + unscored
     # a store that loses the metrics drops the option and falls back to names
     store.prune(method="lime")
     gallery.refresh_sorts()

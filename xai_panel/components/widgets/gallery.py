@@ -7,9 +7,9 @@ read-only ``selected`` (record id) and ``selected_record`` outputs; ids from out
 URL) go through ``select``, which lets ``Dataset.resolve`` refuse anything suspicious.
 
 With a store, a label's images sort by what it holds: confidence, anchor precision,
-stability, and, for every method with stored trust metrics, its deletion AUC for the top
-class ("LIME: least faithful first": highest deletion AUC first; images without the metric
-go last).
+stability, and, for every method with stored trust metrics, its deletion or insertion AUC
+for the top class ("LIME: least faithful first": highest deletion AUC first; images without
+the metric go last).
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ ALL = ""
 UNLABELLED = "(unlabelled)"
 SORTS = {"Name": "name", "Confidence (high first)": "confidence", "Confidence (low first)": "confidence-asc",
          "Anchor precision (low first)": "anchor_precision-asc", "Stability (low first)": "stability-asc"}
-FAITHFULNESS_SORTS = {"least faithful first": "", "most faithful first": "-asc"}
-"""Sorts by a method's deletion AUC of the top class (lower: more faithful), per measured method."""
+FAITHFULNESS_SORTS = {"least faithful first": "deletion_auc", "most faithful first": "deletion_auc-asc",
+                      "insertion AUC (low first)": "insertion_auc-asc", "insertion AUC (high first)": "insertion_auc"}
+"""Sorts by a method's deletion AUC (lower: more faithful) or insertion AUC (higher: more faithful) of the
+top class, per measured method."""
 SHOWS = {"Every image": "all", "Predicted right (stored)": "right", "Predicted wrong (stored)": "wrong"}
 _stores: dict[int, ThumbnailStore] = {}
 
@@ -120,8 +122,9 @@ class Gallery(pn.viewable.Viewer):
                 measured = ()
             for method in measured:
                 label = method_class(method).label or method
-                options.update({f"{label}: {text}": f"deletion_auc:{method}{suffix}"
-                                for text, suffix in FAITHFULNESS_SORTS.items()})
+                for text, key in FAITHFULNESS_SORTS.items():
+                    column, _, order = key.partition("-")
+                    options[f"{label}: {text}"] = f"{column}:{method}" + (f"-{order}" if order else "")
         if options != self.param.sort_by.names:
             self.param.sort_by.objects = options
         if self.sort_by not in options.values():
