@@ -11,8 +11,9 @@ import torch
 
 import xai_panel as xp
 from xai_panel.engine.perturbation import Cancelled
+from xai_panel.methods.base import reduced_settings
 from xai_panel.methods.lime import LimeExplainer, LimeResult
-from xai_panel.metrics.sanity import SANITY_SETTINGS, model_units, plan_stages, sanity_check
+from xai_panel.metrics.sanity import model_units, plan_stages, sanity_check
 from xai_panel.models import ModelError, load_classifier
 from xai_panel.models.classifier import Preprocessing
 
@@ -189,4 +190,4 @@ def test_lime_on_the_embedded_model_changes_once_the_model_is_randomised(classif
     assert res.passed["lime"] and "lime passes" in res.verdict("lime")
     assert res.label_probability[1] < 0.05 < res.label_probability[0]  # the model is destroyed at the first stage
     assert all(torch.equal(v, before[k]) for k, v in classifier.torch_module.state_dict().items())
-    assert SANITY_SETTINGS["lime"]["num_samples"] == 200  # the documented default budget
+    assert reduced_settings(["lime"])["lime"]["num_samples"] == 200  # the documented default budget

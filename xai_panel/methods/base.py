@@ -28,7 +28,7 @@ from ..engine.results import MethodCost
 
 __all__ = [
     "Explainer", "available_methods", "default_methods", "make_explainer", "method_class", "registry",
-    "pool_size_of", "run_order", "check_methods", "DEFAULT_POOL_SIZE",
+    "method_label", "reduced_settings", "scoring_methods", "pool_size_of", "run_order", "check_methods", "DEFAULT_POOL_SIZE",
 ]
 
 DEFAULT_POOL_SIZE = 1000
@@ -67,6 +67,10 @@ class Explainer(param.Parameterized):
     """Settings for the dashboards' interactive budget (``FAST_SETTINGS``), over the defaults."""
     rehearsal: ClassVar[dict] = {}
     """Tiny settings for the server's warm-up rehearsal (compiles and imports what the method needs)."""
+    reduced: ClassVar[dict] = {}
+    """Settings for a reduced budget, over the defaults: what the sanity check uses at each of its stages."""
+    pool_parameter: ClassVar[str] = ""
+    """For the method that defines the pool: the parameter that sets the pool's size."""
     card_parameters: ClassVar[tuple[str, ...] | None] = None
     """Parameters offered in the dashboards' settings card (None: every setting)."""
     warm_imports: ClassVar[tuple[str, ...]] = ()
@@ -173,6 +177,25 @@ def method_class(method: str) -> type[Explainer]:
         close = difflib.get_close_matches(str(method), list(methods), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ";"
         raise ValueError(f"unknown method {method!r}{hint} the methods are {', '.join(methods)}") from None
+
+
+def reduced_settings(methods=None) -> dict[str, dict]:
+    """Each method's reduced budget (``Explainer.reduced``), for ``methods`` (default: every registered one)."""
+    classes = registry()
+    return {m: dict(classes[m].reduced) for m in (classes if methods is None else methods) if classes[m].reduced}
+
+
+def scoring_methods(methods=None) -> tuple[str, ...]:
+    """The ``methods`` (default: ``explain()``'s defaults) whose results score every superpixel."""
+    classes = registry()
+    return tuple(m for m in (default_methods() if methods is None else methods)
+                 if getattr(classes[m].result_type, "ranked", True))
+
+
+def method_label(method: str) -> str:
+    """The registered method's display label ("LIME"), or the name itself when nothing (or no label) is registered."""
+    cls = registry().get(method)
+    return (cls.label or method) if cls is not None else method
 
 
 def check_methods(methods) -> tuple[str, ...]:

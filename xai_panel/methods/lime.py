@@ -70,6 +70,8 @@ class LimeExplainer(Explainer):
     defines_pool = True
     interactive = {"num_samples": 400}
     rehearsal = {"num_samples": 40}
+    reduced = {"num_samples": 200}
+    pool_parameter = "num_samples"
     card_parameters = ("num_samples", "kernel_width")
     warm_imports = ("lime.lime_base", "sklearn.linear_model", "sklearn.metrics")
 

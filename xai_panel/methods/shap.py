@@ -76,6 +76,7 @@ class ShapExplainer(Explainer):
     order = 30
     interactive = {"estimator": "owen", "nsamples": 300}
     rehearsal = {"nsamples": 16}
+    reduced = {"estimator": "pool"}  # KernelSHAP on the shared pool: no passes of its own
     card_parameters = ("estimator", "nsamples")
     warm_imports = ("shap",)
 

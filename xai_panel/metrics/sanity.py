@@ -20,7 +20,7 @@ image, not the model. The cascading test, as implemented here:
   model is never touched;
 - at each stage the same view, the same superpixels and the same coalition pool (seeded
   by ``seed``) are explained for the **trained model's top class** with the methods'
-  reduced budget (``SANITY_SETTINGS``, over which ``settings`` go), and compared with
+  reduced budget (each method's ``Explainer.reduced``, over which ``settings`` go), and compared with
   the trained model's explanation: Spearman of the per-superpixel scores (a randomised
   explanation with constant scores has no ranking left: 0), and the IoU of the top-
   ``k_top_segments`` sets;
@@ -58,15 +58,22 @@ import numpy as np
 from ..engine.perturbation import Cancelled, PerturbationEngine, shared_pool
 from ..engine.results import Segmentation
 from ..engine.segmentation import segment
-from ..methods.base import Explainer, check_methods, make_explainer, method_class, pool_size_of, run_order
+from ..methods.base import (
+    Explainer,
+    check_methods,
+    make_explainer,
+    method_class,
+    pool_size_of,
+    reduced_settings,
+    run_order,
+    scoring_methods,
+)
 from ..models.classifier import Classifier, ClassScore, top_k_of
 from .stability import jaccard, spearman
 
-__all__ = ["SanityCheck", "sanity_check", "model_units", "plan_stages", "SANITY_SETTINGS", "SANITY_THRESHOLD",
+__all__ = ["SanityCheck", "sanity_check", "model_units", "plan_stages", "SANITY_THRESHOLD",
            "DEFAULT_STAGES", "RUNTIMES"]
 
-SANITY_SETTINGS: dict[str, dict] = {"lime": {"num_samples": 200}, "shap": {"estimator": "pool"}}
-"""The reduced budget per method (over its defaults): a LIME pool of 200, KernelSHAP on that pool."""
 SANITY_THRESHOLD = 0.5
 """A method passes when |Spearman| at the last stage is below this."""
 DEFAULT_STAGES = 5
@@ -283,7 +290,7 @@ def _check_methods(methods) -> tuple[str, ...]:
 def sanity_check(
     image: np.ndarray,
     classifier: Classifier | None = None,
-    methods: Iterable[str] = ("lime", "shap"),
+    methods: Iterable[str] | None = None,
     *,
     stages: int | Sequence[str] | None = None,
     label: int | None = None,
@@ -301,8 +308,9 @@ def sanity_check(
     """Explain ``image`` with the trained model, then with copies of it re-initialised from the
     top down in ``stages``, and say per method whether its explanation followed the model.
 
-    ``label`` defaults to the trained model's top class; ``settings`` go over
-    ``SANITY_SETTINGS`` (the reduced budget) per method; segmentation and fill mean what
+    ``methods`` default to ``explain()``'s default methods whose results score superpixels
+    (LIME and SHAP); ``label`` defaults to the trained model's top class; ``settings`` go over
+    each method's reduced budget (``Explainer.reduced``: a LIME pool of 200, SHAP on that pool); segmentation and fill mean what
     they mean in ``xai_panel.explain`` (one segmentation, the pool of ``seed``, for every
     stage). ``runtime`` is where the randomised copies run: ``"auto"`` (ONNX Runtime on a
     CPU, else torch), ``"onnxruntime"`` or ``"torch"``. ``progress(done, total)`` is called
@@ -315,7 +323,7 @@ def sanity_check(
 
     classifier = classifier or _default_classifier()
     module, device = classifier.require_torch("the sanity check (model randomisation)")
-    methods = _check_methods(methods)
+    methods = _check_methods(scoring_methods() if methods is None else methods)
     settings = dict(settings or {})
     check_methods(settings)
     if runtime not in RUNTIMES:
@@ -332,11 +340,11 @@ def sanity_check(
     units = model_units(module)
     unit_names = [n for n, _ in units]
     counts = plan_stages(unit_names, stages)
-    explainers = {}
+    explainers, reduced = {}, reduced_settings(methods)
     for m in methods:
         given = settings.get(m)
         explainers[m] = given if isinstance(given, Explainer) else make_explainer(
-            m, {**SANITY_SETTINGS.get(m, {}), **dict(given or {})})
+            m, {**reduced.get(m, {}), **dict(given or {})})
     pool_size = pool_size_of(explainers)
     if cancel is not None and not hasattr(cancel, "is_set"):
         cancel = _CancelCallable(cancel)

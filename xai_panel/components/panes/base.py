@@ -22,9 +22,20 @@ import param
 from ...engine.results import Explanation
 from ...render.tiles import STRIP_CSS, Tile, strip_html, tile_cache
 
-__all__ = ["MethodPane", "pane_class", "method_pane", "tile_title"]
+__all__ = ["MethodPane", "pane_class", "method_pane", "tile_title", "TABLE_CSS"]
 
 _PLACEHOLDER = 244
+
+TABLE_CSS = """
+.xp-table { border-collapse: collapse; font-size: 12px; width: 100%; font-variant-numeric: tabular-nums; }
+.xp-table th { text-align: right; color: #6b7280; font-weight: 600; border-bottom: 1px solid #e5e7eb; padding: 3px 6px; }
+.xp-table th:first-child, .xp-table td:first-child, .xp-table th:nth-child(2), .xp-table td:nth-child(2) { text-align: left; }
+.xp-table td { text-align: right; border-bottom: 1px solid #f3f4f6; padding: 3px 6px; }
+.xp-good { color: #15803d; } .xp-mid { color: #b45309; } .xp-bad { color: #b91c1c; }
+.xp-note { font-size: 12px; color: #4b5563; margin: 2px 0 6px; }
+"""
+"""The report panes' tables (method and class columns on the left, numbers on the right), verdict colours
+and notes: stability, trust and the sanity check."""
 
 
 def tile_title(rank: int, name: str, chosen: bool, extra: str = "") -> str:

@@ -14,49 +14,41 @@ import html
 import json
 import math
 import threading
-from collections import OrderedDict
 
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (Bokeh options below; loads the backend without hv.extension)
 import panel as pn
 import param
+from cachetools import LRUCache
 
 from ...engine.perturbation import Cancelled
+from ...methods.base import method_class, method_label, reduced_settings, scoring_methods
 from ...metrics.sanity import DEFAULT_STAGES, SANITY_THRESHOLD, SanityCheck, sanity_check
 from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue
 from ...runtime.jobs import classifier as load_model
 from ..widgets.settings import ExplainerSettings
+from .base import TABLE_CSS
 
 __all__ = ["SanityPane", "sanity_cache"]
 
-_CSS = """
-.xp-note { font-size: 12px; color: #4b5563; margin: 2px 0 6px; }
-.xp-good { color: #15803d; } .xp-bad { color: #b91c1c; }
-"""
+_CSS = TABLE_CSS
 _COLORS = ("#2563eb", "#dc2626", "#059669", "#7c3aed", "#d97706", "#0891b2")
 
 
 class _Checks:
-    """A thread-safe LRU of finished checks, keyed by image digest, model and settings."""
+    """A thread-safe LRU (cachetools) of finished checks, keyed by image digest, model and settings."""
 
     def __init__(self, max_items: int = 32):
-        self.max_items = max_items
-        self._items: OrderedDict[str, SanityCheck] = OrderedDict()
+        self._items: LRUCache = LRUCache(maxsize=max_items)
         self._lock = threading.Lock()
 
     def get(self, key: str) -> SanityCheck | None:
         with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
+            return self._items.get(key)
 
     def put(self, key: str, check: SanityCheck) -> None:
         with self._lock:
             self._items[key] = check
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
@@ -72,19 +64,6 @@ _cache = _Checks()
 def sanity_cache() -> _Checks:
     """The process-wide cache of finished sanity checks."""
     return _cache
-
-
-def _label(method: str) -> str:
-    from ...methods.base import registry
-
-    cls = registry().get(method)
-    return cls.label if cls is not None else method
-
-
-def _ranked(method: str) -> bool:
-    from ...methods.base import method_class
-
-    return bool(getattr(method_class(method).result_type, "ranked", True))
 
 
 class SanityPane(pn.viewable.Viewer):
@@ -134,15 +113,16 @@ class SanityPane(pn.viewable.Viewer):
     def request(self) -> dict:
         """The ``sanity_check`` keyword arguments for the current settings (raises ValueError)."""
         kwargs = self.settings.explain_kwargs()
-        methods = [m for m in kwargs["methods"] if _ranked(m)]
+        methods = list(scoring_methods(kwargs["methods"]))
         if not methods:
             raise ValueError("the sanity check compares per-superpixel scores: choose LIME, SHAP or another method "
                              f"with scores (the settings ask for {', '.join(kwargs['methods']) or 'no method'})")
-        settings = {m: dict(kwargs["settings"][m]) for m in methods}
-        if "lime" in settings:
-            settings["lime"]["num_samples"] = int(self.samples)
-        if "shap" in settings:
-            settings["shap"]["estimator"] = "pool"  # KernelSHAP on LIME's pool: no passes of its own
+        reduced = reduced_settings(methods)  # e.g. SHAP on the pool: no passes of its own
+        settings = {m: {**dict(kwargs["settings"][m]), **reduced.get(m, {})} for m in methods}
+        for m in methods:  # the pane's pool size, for the method whose samples are the pool
+            cls = method_class(m)
+            if cls.defines_pool and cls.pool_parameter:
+                settings[m][cls.pool_parameter] = int(self.samples)
         return dict(methods=tuple(methods), settings=settings, stages=int(self.stages), seed=kwargs["seed"],
                     threshold=float(self.threshold), segmentation=kwargs["segmentation"],
                     segmentation_params=kwargs["segmentation_params"], fill=kwargs["fill"])
@@ -223,8 +203,8 @@ class SanityPane(pn.viewable.Viewer):
         for i, method in enumerate(check.methods):
             y = [1.0, *check.similarity[method]]
             color = _COLORS[i % len(_COLORS)]
-            layers.append(hv.Curve((x, y), label=_label(method), **kw).opts(color=color, line_width=2))
-            layers.append(hv.Scatter((x, y), label=_label(method), **kw).opts(color=color, size=5))
+            layers.append(hv.Curve((x, y), label=method_label(method), **kw).opts(color=color, line_width=2))
+            layers.append(hv.Scatter((x, y), label=method_label(method), **kw).opts(color=color, size=5))
         return hv.Overlay(layers).opts(
             width=420, height=220, ylim=(-1.05, 1.05), xticks=ticks, xrotation=30, toolbar=None,
             legend_position="right", title=f"Spearman with the trained explanation · {check.label.name}",
@@ -247,7 +227,7 @@ class SanityPane(pn.viewable.Viewer):
             last = check.similarity[method][-1]
             css = "xp-good" if check.passed[method] else "xp-bad"
             word = "passes" if check.passed[method] else ("undetermined" if math.isnan(last) else "fails")
-            rows.append(f"<li><b class='{css}'>{html.escape(_label(method))} {word}</b>: ρ {last:+.2f} with the trained "
+            rows.append(f"<li><b class='{css}'>{html.escape(method_label(method))} {word}</b>: ρ {last:+.2f} with the trained "
                         f"explanation once every unit is re-initialised; top-{check.k_top_segments} IoU "
                         f"{check.top_overlap[method][-1]:.2f}</li>")
         note = (f"{html.escape(check.label.name)} (p = {check.label_probability[0]:.2f} trained, "

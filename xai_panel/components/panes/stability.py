@@ -15,30 +15,20 @@ import param
 
 from ...engine.perturbation import Cancelled
 from ...engine.results import paint
+from ...methods.base import method_label
 from ...metrics.stability import StabilityReport, stability
 from ...render.overlays import grayscale
 from ...render.tiles import STRIP_CSS, Tile, colorbar_html, strip_html, tile_cache
 from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue
 from ...runtime.jobs import classifier as load_model
 from ..widgets.settings import ExplainerSettings
+from .base import TABLE_CSS
 
 __all__ = ["StabilityPane"]
 
 _SPREAD_SIDE = 220
 _VIRIDIS = matplotlib.colormaps["viridis"]
-_CSS = """
-.xp-table { border-collapse: collapse; font-size: 12px; width: 100%; font-variant-numeric: tabular-nums; }
-.xp-table th { text-align: right; color: #6b7280; font-weight: 600; border-bottom: 1px solid #e5e7eb; padding: 3px 6px; }
-.xp-table th:first-child, .xp-table td:first-child, .xp-table th:nth-child(2), .xp-table td:nth-child(2) { text-align: left; }
-.xp-table td { text-align: right; border-bottom: 1px solid #f3f4f6; padding: 3px 6px; }
-.xp-good { color: #15803d; } .xp-mid { color: #b45309; } .xp-bad { color: #b91c1c; }
-"""
-
-
-def _label(method: str) -> str:
-    from ...methods.base import method_class
-
-    return method_class(method).label
+_CSS = TABLE_CSS
 
 
 def _drawn(report: StabilityReport, selected, method: str) -> int:
@@ -173,7 +163,7 @@ class StabilityPane(pn.viewable.Viewer):
                 if s is None:
                     continue
                 lipschitz = "–" if math.isnan(s.lipschitz) else f"{s.lipschitz:.2g}"
-                rows.append(f"<tr><td>{_label(method)}</td><td>{rank}. {score.name}</td>{_score(s.seed_jaccard)}"
+                rows.append(f"<tr><td>{method_label(method)}</td><td>{rank}. {score.name}</td>{_score(s.seed_jaccard)}"
                             f"{_score(s.seed_spearman)}{_score(s.noise_jaccard)}{_score(s.noise_spearman)}"
                             f"<td>{lipschitz}</td></tr>")
         note = (f"{len(report.seeds)} seeds, {len(report.noise_distances)} noisy copies (σ = {report.noise_sigma:g}); "
@@ -193,7 +183,7 @@ class StabilityPane(pn.viewable.Viewer):
             return "Spread per superpixel", None
         label = _drawn(report, selected, method)
         name = next(c.name for c in report.top if c.index == label)
-        return (f"{_label(method)} std over runs · {name}",
+        return (f"{method_label(method)} std over runs · {name}",
                 paint(report.segmentation.labels, report.results[method][label].std))
 
     def _spread_html(self, report, selected, method) -> str:

@@ -20,28 +20,17 @@ import panel as pn
 import param
 
 from ...engine.results import Explanation
+from ...methods.base import method_label
+from .base import TABLE_CSS
 from .sanity import SanityPane
 
 __all__ = ["TrustPane"]
 
-_CSS = """
-.xp-table { border-collapse: collapse; font-size: 12px; width: 100%; font-variant-numeric: tabular-nums; }
-.xp-table th { text-align: right; color: #6b7280; font-weight: 600; border-bottom: 1px solid #e5e7eb; padding: 3px 6px; }
-.xp-table th:first-child, .xp-table td:first-child, .xp-table th:nth-child(2), .xp-table td:nth-child(2) { text-align: left; }
-.xp-table td { text-align: right; border-bottom: 1px solid #f3f4f6; padding: 3px 6px; }
+_CSS = TABLE_CSS + """
 .xp-table tr.chosen td { background: #eff6ff; }
-.xp-good { color: #15803d; } .xp-mid { color: #b45309; } .xp-bad { color: #b91c1c; }
-.xp-note { font-size: 12px; color: #4b5563; margin: 2px 0 6px; }
 .xp-agree td, .xp-agree th { text-align: center !important; }
 """
 _DELETION, _INSERTION = "#dc2626", "#2563eb"
-
-
-def _label(method: str) -> str:
-    from ...methods.base import registry
-
-    cls = registry().get(method)
-    return cls.label if cls is not None else method
 
 
 def _versus(value: float, chance: float, lower_is_better: bool) -> str:
@@ -106,7 +95,8 @@ class TrustPane(pn.viewable.Viewer):
                 rise = rise or f.pixel is not None
                 pixel = (f"<td>{f.pixel.deletion_auc:.3f}</td><td>{f.pixel.insertion_auc:.3f}</td>" if f.pixel is not None
                          else "<td>–</td><td>–</td>")
-                rows.append(f"<tr class='{'chosen' if score.index == chosen else ''}'><td>{html.escape(_label(method))}</td>"
+                chosen_row = "chosen" if score.index == chosen else ""
+                rows.append(f"<tr class='{chosen_row}'><td>{html.escape(method_label(method))}</td>"
                             f"<td>{rank}. {html.escape(score.name)}</td>"
                             f"{_versus(f.deletion_auc, f.random_deletion_auc, True)}"
                             f"{_versus(f.insertion_auc, f.random_insertion_auc, False)}"
@@ -133,7 +123,7 @@ class TrustPane(pn.viewable.Viewer):
         if agree is None or len(agree.methods) < 2:
             return ""
         name = next(c.name for c in explanation.top if c.index == chosen)
-        heads = "".join(f"<th>{html.escape(_label(m))}</th>" for m in agree.methods)
+        heads = "".join(f"<th>{html.escape(method_label(m))}</th>" for m in agree.methods)
         body = []
         for i, a in enumerate(agree.methods):
             cells = []
@@ -148,7 +138,7 @@ class TrustPane(pn.viewable.Viewer):
                 if not agree.ranked[i] and not math.isnan(agree.inside[i, j]):
                     parts.append(f"in top-{agree.k} {agree.inside[i, j]:.0%}")
                 cells.append(f"<td>{'<br>'.join(parts)}</td>")
-            body.append(f"<tr><th>{html.escape(_label(a))}</th>{''.join(cells)}</tr>")
+            body.append(f"<tr><th>{html.escape(method_label(a))}</th>{''.join(cells)}</tr>")
         return (f"<p class='xp-note'>Agreement for <b>{html.escape(name)}</b>: Spearman ρ of the scores, IoU of the "
                 f"top-{agree.k} superpixels (an anchor is its own set), and for an anchor the share of it inside the "
                 f"other method's top-{agree.k}.</p><table class='xp-table xp-agree'><thead><tr><th></th>{heads}</tr>"
@@ -176,7 +166,7 @@ class TrustPane(pn.viewable.Viewer):
                 hv.Curve((x, f.insertion), label=f"insertion {f.insertion_auc:.2f}", **kw).opts(color=_INSERTION),
                 hv.Curve((x, f.random_insertion), label="random ", **kw).opts(color=_INSERTION, line_dash="dashed",
                                                                                alpha=0.6),
-            ]).opts(title=_label(method), width=260, height=200, legend_position="right", show_legend=False,
+            ]).opts(title=method_label(method), width=260, height=200, legend_position="right", show_legend=False,
                     ylim=(0, 1.02), toolbar=None, fontsize={"title": 10, "labels": 9, "xticks": 8, "yticks": 8}))
         if not plots:
             return hv.Overlay([hv.Curve([])]).opts(width=1, height=1, toolbar=None, xaxis=None, yaxis=None)

@@ -112,7 +112,7 @@ class Gallery(pn.viewable.Viewer):
         """Offer a faithfulness sort for each method the store holds metrics of (one small query)."""
         options = dict(SORTS)
         if self.store is not None:
-            from ...methods.base import method_class
+            from ...methods.base import method_label
 
             model_id = self._index.classifier.model_id if getattr(self, "_index", None) is not None else None
             try:
@@ -121,7 +121,7 @@ class Gallery(pn.viewable.Viewer):
                 self._warn(f"The store could not be read ({exc}); no faithfulness sorts.")
                 measured = ()
             for method in measured:
-                label = method_class(method).label or method
+                label = method_label(method)
                 for text, key in FAITHFULNESS_SORTS.items():
                     column, _, order = key.partition("-")
                     options[f"{label}: {text}"] = f"{column}:{method}" + (f"-{order}" if order else "")
