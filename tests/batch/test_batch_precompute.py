@@ -139,4 +139,4 @@ def test_arguments_are_checked_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="workers"):
         Precompute("demo", store=tmp_path / "s.sqlite", workers=0)
     with pytest.raises(ValueError):
-        Precompute("demo", store=tmp_path / "s.sqlite", methods=("gradcam",))
+        Precompute("demo", store=tmp_path / "s.sqlite", methods=("deeplift",))
