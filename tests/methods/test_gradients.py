@@ -114,7 +114,7 @@ def test_smoothgrad_is_seeded_and_counts_its_passes(tiny, tiny_image):
     cost = one.costs["smoothgrad"]
     assert (cost.forward_passes, cost.backward_passes) == (2 * 5, 2 * 5)
     over_ig = xp.explain(tiny_image, tiny, methods=("smoothgrad",), top_k=1, **_grid(),
-                         settings={"smoothgrad": {"samples": 2, "base": "integrated_gradients", "ig_steps": 4}})
+                         settings={"smoothgrad": {"samples": 2, "base": "ig", "ig_steps": 4}})
     assert over_ig.costs["smoothgrad"].backward_passes == 2 * 4
 
 

@@ -2,7 +2,7 @@
 
 A plain gradient map is speckled; averaging it over ``samples`` copies of the image with
 Gaussian noise (``noise`` times the input's range, the paper's 10-20 %) keeps what is
-stable. Over ``saliency`` (|gradient|, the paper's) or ``integrated_gradients`` (SmoothGrad
+stable. Over ``saliency`` (|gradient|, the paper's) or ``ig``, Integrated Gradients (SmoothGrad
 of IG: ``samples`` x ``ig_steps`` passes per class). All top-k classes go in one captum
 call (batched targets); the noise is seeded by the explanation's seed, so the same seed
 gives the same map. The map is summed over the colour channels; ``values`` is its mean
@@ -39,13 +39,13 @@ class SmoothGradExplainer(GradientExplainer):
     interactive = {"samples": 8}
     rehearsal = {"samples": 2, "ig_steps": 2}
 
-    base = param.Selector(default="saliency", objects=["saliency", "integrated_gradients"], doc=(
-        "The attribution averaged: saliency (|gradient|, one pass per sample) or Integrated Gradients (ig_steps "
+    base = param.Selector(default="saliency", objects=["saliency", "ig"], doc=(
+        "The attribution averaged: saliency (|gradient|, one pass per sample) or Integrated Gradients (ig: ig_steps "
         "passes per sample)."))
     samples = param.Integer(16, bounds=(1, 256), doc="Noisy copies per class (forward and backward passes each).")
     noise = param.Number(0.15, bounds=(0.0, 1.0), step=0.01, doc=(
         "Standard deviation of the noise, as a fraction of the input's range (max - min); the paper uses 0.1-0.2."))
-    ig_steps = param.Integer(8, bounds=(2, 128), doc="Path points of Integrated Gradients (base integrated_gradients).")
+    ig_steps = param.Integer(8, bounds=(2, 128), doc="Path points of Integrated Gradients (base ig).")
     batch_size = param.Integer(16, bounds=(1, 1024), doc="Noisy copies per model batch (memory, not the result).")
 
     def attribute(self, forward, x, labels, *, seed, engine):
