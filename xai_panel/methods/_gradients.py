@@ -7,7 +7,8 @@ passes run on ONNX Runtime; a model given as an ONNX file has no gradients, and
 message before any pass. The input is the engine's own normalised view (the tensor the
 top classes were computed from), every top-k class is attributed in one captum call
 (batched targets), and the module's lock (``module_lock``) is held while captum's hooks
-are on it, so no other thread's forward pass runs through them.
+are on it, so no other thread's forward pass runs through them; torch runs them on
+``XAI_PANEL_GRADIENT_THREADS`` threads (default 1, see ``xai_panel.config``).
 
 Each method returns, per class, a ``GradientResult``: a pixel ``heatmap`` at the model's
 view (H, W) and its mean per superpixel (``values``), so the trust metrics, the agreement,
@@ -152,12 +153,19 @@ class GradientExplainer(Explainer):
         self.check(engine.classifier)
         module, device = engine.classifier.require_torch(self.label)
         labels = [int(c) for c in labels]
+        from ..config import config
+
         probs = engine.predict_full()  # memoised: the top classes' pass
         forward = _Counted(module)
         t0 = time.perf_counter()
         with module_lock(module):
-            x = torch.from_numpy(np.array(engine.model_input)).to(device)
-            maps, extra, backward = self.attribute(forward, x, labels, seed=int(seed), engine=engine)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(config().gradient_threads)
+            try:
+                x = torch.from_numpy(np.array(engine.model_input)).to(device)
+                maps, extra, backward = self.attribute(forward, x, labels, seed=int(seed), engine=engine)
+            finally:
+                torch.set_num_threads(threads)
         engine.charge(forward.images, time.perf_counter() - t0, backward_passes=backward)
         engine.check_cancelled()
         segments = engine.segments
