@@ -57,11 +57,11 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"])
-    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch's threads for the gradients (XAI_PANEL_GRADIENT_THREADS; 0: its default, 1)")
     args = parser.parse_args(argv)
 
     import numpy as np
-    import torch
 
     import xai_panel as xp
     from xai_panel.components.widgets.settings import fast_settings
@@ -69,7 +69,8 @@ def main(argv=None) -> int:
     from xai_panel.models import load_classifier
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        os.environ["XAI_PANEL_GRADIENT_THREADS"] = str(args.threads)
+    from xai_panel.config import config
     clf = load_classifier(backend=args.backend)
     fast = fast_settings()
     kwargs = dict(methods=METHODS, top_k=args.top_k, segmentation=fast["segmentation"],
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
     chosen = photos(args.images)
     lines = [f"bench_gradients · {time.strftime('%Y-%m-%d %H:%M')} · {machine()}",
              f"model {clf.model_id}, forward passes on {clf.backend}, gradients on torch ({clf.torch_device}, "
-             f"{torch.get_num_threads()} threads); {len(chosen)} photos; top-{args.top_k}; settings "
+             f"{config().gradient_threads} thread(s)); {len(chosen)} photos; top-{args.top_k}; settings "
              f"{kwargs['segmentation']} + {kwargs['settings']}"]
     print(*lines, sep="\n", flush=True)
     xp.explain(load_image(chosen[0]), clf, **kwargs)  # untimed: imports, layer search, first batches
