@@ -54,6 +54,7 @@ SHARED_IMAGES = REPO / ".." / "shared" / "data" / "imagenet-sample"
 RESULTS = REPO / "benchmarks" / "results" / "bench_explain.txt"
 TOP = 5  # superpixels per LIME / SHAP "top" set
 PIXEL_FRACTION = 0.10  # top share of |heatmap| pixels for the pixel-level check
+GRADIENTS = ("gradcam", "integrated_gradients", "smoothgrad")  # --gradients
 
 
 # -- budgets ---------------------------------------------------------------------------------
@@ -78,6 +79,9 @@ class Budgets:
     anchor_threshold: float = 0.95  # both libraries' default
     p_sample: float = 0.5  # both libraries' default
     anchor_examples: int = 4  # ours' n_examples default; alibi's n_covered_ex is 10
+    gradients: bool = False  # --gradients: ours also runs Grad-CAM, IG and SmoothGrad (no classic side)
+    ig_steps: int = 32  # ours' default
+    smoothgrad_samples: int = 16  # ours' default
 
     def ours_settings(self) -> dict:
         return {"lime": {"num_samples": self.lime_samples}, "shap": {"nsamples": self.shap_evals},
@@ -85,6 +89,9 @@ class Budgets:
                             "max_anchor_size": self.max_anchor_size, "tau": self.anchor_tau,
                             "delta": self.anchor_delta, "threshold": self.anchor_threshold,
                             "p_sample": self.p_sample, "n_examples": self.anchor_examples}}
+
+    def gradient_settings(self) -> dict:
+        return {"integrated_gradients": {"steps": self.ig_steps}, "smoothgrad": {"samples": self.smoothgrad_samples}}
 
     def classic_anchor_kwargs(self) -> dict:
         return dict(batch_size=self.anchor_batch, coverage_samples=self.coverage_samples,
@@ -116,6 +123,7 @@ class Step:
     passes: int
     model: float  # seconds inside Classifier.predict_proba (normalise + runner + softmax)
     hits: int | None = None  # memoised coalitions (ours only)
+    backward: int = 0  # backward passes (the gradient methods)
 
 
 @dataclass
@@ -282,6 +290,13 @@ def run_ours(clf, photo: np.ndarray, seed: int, budgets: Budgets, image_id: str,
         "segments_hash": digest(np.ascontiguousarray(labels).tobytes()),
         "shap_values_hash": digest(np.ascontiguousarray(shap_result.values).tobytes()),
     }
+    if budgets.gradients:  # after the triple, on its superpixels; kept out of the totals (no classic side)
+        grads = xp.explain(photo, clf, methods=GRADIENTS, top_k=5, seed=seed, segments=res.segmentation,
+                           settings=budgets.gradient_settings())
+        for m in GRADIENTS:
+            c = grads.costs[m]
+            steps[m] = Step(c.wall_seconds, c.forward_passes, c.model_seconds, c.cache_hits, c.backward_passes)
+            masks[m] = top_mask(labels, grads.results[m][top_class].values)
     return Run(pipeline, image_id, seed, clf.backend, total_wall, total_passes, steps, masks,
                lime_weights=res.lime[top_class].weights, top_class=top_class, extra=extra)
 
@@ -418,15 +433,17 @@ def table(runs: list[Run], per_pass: dict[str, float], n_seeds: int) -> list[str
     pipelines = [p for p in ("classic", "ours-ort", "ours-torch") if any(r.pipeline == p for r in runs)]
     best = min(per_pass.values())
     header = (f"{'pipeline':<11}{'backend':<13}{'method':<9}{'wall s':>8}{'passes':>8}{'model s':>9}"
-              f"{'overhead s':>11}{'cache hits':>11}{'eff(best)':>10}{'eff(own)':>9}{'stability':>10}")
+              f"{'overhead s':>11}{'cache hits':>11}{'eff(best)':>10}{'eff(own)':>9}{'stability':>10}{'backward':>9}")
     lines = [header, "-" * len(header)]
     for pipeline in pipelines:
         mine = [r for r in runs if r.pipeline == pipeline]
         backend = mine[0].backend
         methods = list(dict.fromkeys(m for r in mine for m in r.steps))
         rows = [(m, [r.steps[m] for r in mine if m in r.steps]) for m in methods]
-        rows.append(("total", [Step(r.total_wall, r.total_passes, sum(s.model for s in r.steps.values()),
-                                    sum(s.hits or 0 for s in r.steps.values()) if pipeline != "classic" else None)
+        rows.append(("total", [Step(r.total_wall, r.total_passes,  # the triple's (--gradients: their rows apart)
+                                    sum(s.model for m, s in r.steps.items() if m not in GRADIENTS),
+                                    sum(s.hits or 0 for m, s in r.steps.items() if m not in GRADIENTS)
+                                    if pipeline != "classic" else None)
                                for r in mine]))
         for method, steps in rows:
             wall = statistics.fmean(s.wall for s in steps)
@@ -434,16 +451,16 @@ def table(runs: list[Run], per_pass: dict[str, float], n_seeds: int) -> list[str
             model = statistics.fmean(s.model for s in steps)
             hits = None if steps[0].hits is None else statistics.fmean(s.hits for s in steps)
             stab = None
-            if method in ("lime", "anchors", "shap") and n_seeds > 1:
+            if method in ("lime", "anchors", "shap", *GRADIENTS) and n_seeds > 1:
                 per_image = [mean_pairwise_jaccard([r.masks[method] for r in mine if r.image == image])
                              for image in dict.fromkeys(r.image for r in mine)]
                 per_image = [x for x in per_image if x is not None]  # images run with one seed have none
                 stab = statistics.fmean(per_image) if per_image else None
             lines.append(
-                f"{pipeline:<11}{backend:<13}{method:<9}{wall:8.2f}{passes:8.0f}{model:9.2f}"
+                f"{pipeline:<11}{backend:<13}{method[:8]:<9}{wall:8.2f}{passes:8.0f}{model:9.2f}"
                 f"{max(0.0, wall - model):11.2f}{fmt(hits, '.0f', 11)}"
                 f"{passes * best / wall if wall else 0:10.2f}{passes * per_pass[backend] / wall if wall else 0:9.2f}"
-                f"{fmt(stab, '.2f', 10)}"
+                f"{fmt(stab, '.2f', 10)}{statistics.fmean(s.backward for s in steps):9.0f}"
             )
         lines.append("")
     return lines
@@ -666,6 +683,8 @@ def main() -> None:
                          "(default: all; the gains are taken over matched runs)")
     ap.add_argument("--quick", action="store_true", help="smaller budgets (both sides) for a smoke run")
     ap.add_argument("--profile", action="store_true", help="after the runs, cProfile one ours-ort explain()")
+    ap.add_argument("--gradients", action="store_true",
+                    help="ours also runs Grad-CAM, Integrated Gradients and SmoothGrad (their rows; not in the totals)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where to write the table too")
     args = ap.parse_args()
     args.images = args.images if args.images is not None else (1 if args.quick else 3)
@@ -673,6 +692,11 @@ def main() -> None:
     if args.images < 1 or args.seeds < 1:
         ap.error("--images and --seeds must be >= 1")
     budgets = QUICK if args.quick else Budgets()
+    if args.gradients:
+        from dataclasses import replace
+
+        budgets = replace(budgets, gradients=True, ig_steps=8 if args.quick else budgets.ig_steps,
+                          smoothgrad_samples=4 if args.quick else budgets.smoothgrad_samples)
 
     logging.getLogger("alibi").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")

@@ -11,8 +11,9 @@ def test_every_variable_is_read_and_typed(tmp_path):
     env = {"XAI_PANEL_DATA": str(tmp_path), "XAI_PANEL_MODEL": "resnet34", "XAI_PANEL_PORT": "7000",
            "XAI_PANEL_MAX_QUEUE": "3", "XAI_PANEL_COMPUTE_THREADS": "2", "XAI_PANEL_MAX_UPLOAD_MB": "5",
            "XAI_PANEL_SETTINGS": '{"lime": {"num_samples": 300}}', "XAI_PANEL_STORE": "/x/s.sqlite",
-           "XAI_PANEL_CACHE": str(tmp_path / "c")}
+           "XAI_PANEL_CACHE": str(tmp_path / "c"), "XAI_PANEL_GRADIENT_THREADS": "2"}
     cfg = Config.from_environ(env)
+    assert cfg.gradient_threads == 2 and Config.from_environ({}).gradient_threads == 1
     assert (cfg.data, cfg.model, cfg.port, cfg.max_queue, cfg.threads, cfg.max_upload_mb) == (
         str(tmp_path), "resnet34", 7000, 3, 2, 5)
     assert cfg.settings == {"lime": {"num_samples": 300}} and cfg.store == "/x/s.sqlite"

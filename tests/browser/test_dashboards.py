@@ -21,6 +21,7 @@ CAT_NAMES = ("tabby", "tiger cat", "Egyptian cat")  # the ImageNet classes of th
 LIME_TITLE = re.compile(r"R² ")
 ANCHOR_TITLE = re.compile(r"· (P \d+%|no anchor)")
 SHAP_TITLE = re.compile(r"Σφ")
+GRADCAM_TITLE = re.compile(r"· max \d")  # a Grad-CAM tile's caption, once its map is drawn
 
 
 def labels(page) -> list[str]:
@@ -76,13 +77,14 @@ def test_the_gallery_loads_and_a_label_filters_the_thumbnails(page, served_app):
     assert not {CAT, COFFEE, ROCKET} & set(thumb_ids(page))
 
 
-def test_a_click_shows_five_classes_then_lime_anchors_and_shap(page, served_app):
+def test_a_click_shows_five_classes_then_gradcam_lime_anchors_and_shap(page, served_app):
     open_gallery(page, served_app.url)
     assert page.locator(f".xp-thumb[data-id='{COFFEE}']").count() == 1
     page.locator(f".xp-thumb[data-id='{COFFEE}']").click()
     top_buttons(page).nth(4).wait_for()
     names = top_buttons(page).all_inner_texts()
     assert len(names) == 5 and names[0].startswith("1. espresso")
+    wait_labels(page, GRADCAM_TITLE)  # the gradients pane: a map per class, first after the top classes
     wait_labels(page, LIME_TITLE)
     wait_labels(page, ANCHOR_TITLE)
     wait_labels(page, SHAP_TITLE)

@@ -121,6 +121,7 @@ def lime_and_shap_only(page, num_samples: int) -> None:
     # The first "anchors" button is the settings card's (the sidebar comes first); the other
     # is the stability pane's map chooser.
     page.get_by_role("button", name="anchors", exact=True).first.click()
+    page.get_by_role("button", name="gradcam", exact=True).first.click()
     set_number(page, "Num samples", num_samples)
 
 

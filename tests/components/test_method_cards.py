@@ -28,13 +28,14 @@ def _cards(layout) -> list[pn.Card]:
 
 def test_the_settings_card_offers_every_registered_method():
     settings = ExplainerSettings()
-    assert settings.param.methods.objects == ["lime", "anchors", "shap", "occlusion"]
-    assert settings.methods == ["lime", "anchors", "shap"]  # the default methods
+    gradients = ["gradcam", "integrated_gradients", "smoothgrad"]
+    assert settings.param.methods.objects == ["lime", "anchors", "shap", "occlusion", *gradients]
+    assert settings.methods == ["lime", "anchors", "shap", "gradcam"]  # the default methods, and Grad-CAM
     titles = [card.title for card in _cards(pn.panel(settings))]
-    assert titles == ["LIME", "Anchors", "SHAP", "Occlusion"]
+    assert titles == ["LIME", "Anchors", "SHAP", "Occlusion", "Grad-CAM", "Integrated Gradients", "SmoothGrad"]
     settings.occlusion.neighbours = 1
     settings.methods = [*settings.methods, "occlusion"]
-    assert settings.request["methods"] == ["lime", "anchors", "shap", "occlusion"]
+    assert settings.request["methods"] == ["gradcam", "lime", "anchors", "shap", "occlusion"]
     assert settings.request["settings"]["occlusion"] == {"neighbours": 1}
 
 
@@ -45,7 +46,8 @@ def test_the_occlusion_card_shows_when_requested_and_draws_its_scores(photos):
     top = TopClasses.from_session(session)
     cards = {card.title.split(" · ")[0]: card for card in explanation_cards(session, settings, top)
              if isinstance(card, pn.Card)}
-    assert list(cards) == ["LIME", "Anchors", "SHAP", "Occlusion", "Trust"]  # the methods' cards, then trust
+    assert list(cards) == ["LIME", "Anchors", "SHAP", "Occlusion", "Grad-CAM", "Integrated Gradients", "SmoothGrad",
+                           "Trust"]  # the methods' cards, then trust
     assert cards["LIME"].visible and not cards["Occlusion"].visible
     settings.methods = ["lime", "occlusion"]
     assert cards["Occlusion"].visible and not cards["SHAP"].visible

@@ -12,7 +12,8 @@ from xai_panel.engine.segmentation import DEFAULTS
 def test_request_follows_every_setting():
     settings = ExplainerSettings()
     first = settings.request
-    assert first["methods"] == ["lime", "anchors", "shap"] and first["segmentation"] == "quickshift"
+    # Grad-CAM is ticked in the dashboards and runs first, right after the top classes.
+    assert first["methods"] == ["gradcam", "lime", "anchors", "shap"] and first["segmentation"] == "quickshift"
     settings.lime.num_samples = 300  # a nested explainer parameter
     assert settings.request["settings"]["lime"]["num_samples"] == 300
     settings.param.update(segmentation="slic", n_segments=30, methods=["shap", "lime"])

@@ -69,7 +69,7 @@ def test_cancel_raises_cancelled(classifier, chelsea):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"methods": ("gradcam",)}, "unknown method"),
+    ({"methods": ("deeplift",)}, "unknown method"),
     ({"top_k": 0}, "top_k must be between 1 and"),
     ({"seed": -1}, "seed must be an integer"),
     ({"settings": {"lime": {"num_samples": 10**9}}}, "num_samples.*at most"),

@@ -75,8 +75,8 @@ def test_narrowing_a_request_keeps_its_keys_and_recomputes_with_lime():
 
 
 def test_bad_requests_are_refused():
-    with pytest.raises(ValueError, match="unknown method 'gradcam'; the methods are lime, anchors, shap"):
-        ExplainRequest.create(MODEL, ("gradcam",))
+    with pytest.raises(ValueError, match="unknown method 'deeplift'; the methods are lime, anchors, shap"):
+        ExplainRequest.create(MODEL, ("deeplift",))
     with pytest.raises(ValueError, match="at least one method"):
         ExplainRequest.create(MODEL, ())
     with pytest.raises(ValueError, match="no setting"):

@@ -86,7 +86,7 @@ def test_progress_and_cancel(toy_image):
 
 def test_bad_arguments_are_refused(toy_image):
     with pytest.raises(ValueError, match="unknown"):
-        stability(toy_image, toy_classifier(), methods=("gradcam",))
+        stability(toy_image, toy_classifier(), methods=("deeplift",))
     with pytest.raises(ValueError, match="seeds >= 1"):
         stability(toy_image, toy_classifier(), methods=("lime",), seeds=0)
 

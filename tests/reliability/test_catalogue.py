@@ -459,7 +459,7 @@ def test_model_turning_nan_mid_explanation_stops_it_with_a_model_error(classifie
     ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32\)"),
     ({"fill": "sepia"}, r"unknown fill 'sepia'"),
     ({"segmentation": "voronoi"}, r"unknown segmentation 'voronoi'"),
-    ({"methods": ("gradcam",)}, r"unknown method 'gradcam'; the methods are lime, anchors, shap"),
+    ({"methods": ("deeplift",)}, r"unknown method 'deeplift'; the methods are lime, anchors, shap"),
 ], ids=lambda v: str(v)[:40] if isinstance(v, str) else None)
 def test_api_out_of_range_parameters_are_refused_before_any_model_pass(classifier, kwargs, message):
     before = classifier.forward_passes

@@ -141,6 +141,16 @@ _warmed: dict = {}
 _warm_lock = threading.Lock()
 
 
+def _runs_on(explainer, loaded) -> bool:
+    from ..models.classifier import ModelError
+
+    try:
+        explainer.check(loaded)
+        return True
+    except ModelError:  # e.g. the gradient methods and an ONNX file: the page says so per click
+        return False
+
+
 def rehearse(loaded) -> None:
     """One tiny explanation with every method, so that the first visitor's does not pay the
     first-call costs: shap's Partition explainer compiles its numba kernels on first use
@@ -153,7 +163,7 @@ def rehearse(loaded) -> None:
     ramp = np.linspace(0, 255, loaded.input_size).astype(np.uint8)
     down, across = np.meshgrid(ramp, ramp, indexing="ij")
     image = np.stack([down, across, np.full_like(down, 128)], axis=2)
-    methods = registry()
+    methods = {m: cls for m, cls in registry().items() if _runs_on(cls(**cls.rehearsal), loaded)}
     explain(image, loaded, methods=tuple(methods), top_k=2, segmentation="grid",
             segmentation_params={"rows": 2, "cols": 3},
             settings={m: dict(cls.rehearsal) for m, cls in methods.items()})

@@ -37,7 +37,7 @@ def explanation_cards(session, settings, inspect) -> list:
     timing = TimingPane.from_session(session)
     stability = StabilityPane.from_session(session, inspect=inspect)
     cards.append(pn.Row(
-        pn.Card(timing, title="Cost · wall time, forward passes, cache hits", **CARD),
+        pn.Card(timing, title="Cost · wall time, forward and backward passes, cache hits", **CARD),
         pn.Card(stability, title="Stability · seeds and input noise", **CARD),
         sizing_mode="stretch_width",
     ))

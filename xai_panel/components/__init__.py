@@ -12,6 +12,7 @@ from ..runtime.cache import ExplanationCache, MemoryCache, default_cache, set_de
 from ..runtime.jobs import JobRunner
 from .panes.anchors import AnchorPane
 from .panes.base import MethodPane, method_pane, pane_class
+from .panes.gradients import GradientPane
 from .panes.image import ImagePane
 from .panes.lime import LimePane
 from .panes.scores import ScorePane, ShapPane
@@ -27,8 +28,8 @@ from .widgets.upload import ImageUpload
 
 __all__ = [
     "ALL", "UNLABELLED", "AnchorPane", "MethodPane", "ExplainerSettings", "ExplanationCache", "ExplanationSession",
-    "FAST_SETTINGS", "Gallery", "ImagePane", "ImageUpload", "JobRunner", "LimePane", "MemoryCache", "ModelSelector",
-    "SUGGESTED_MODELS", "ScorePane", "ShapPane", "method_pane", "pane_class",
+    "FAST_SETTINGS", "Gallery", "GradientPane", "ImagePane", "ImageUpload", "JobRunner", "LimePane", "MemoryCache",
+    "ModelSelector", "SUGGESTED_MODELS", "ScorePane", "ShapPane", "method_pane", "pane_class",
     "StabilityPane", "ThumbnailGrid", "TimingPane", "TopClasses", "default_cache",
     "set_default_cache",
 ]

@@ -96,6 +96,7 @@ def shared_pool(engine: "PerturbationEngine", size: int, seed: int,
 @dataclass
 class _Tally:
     passes: int = 0
+    backward: int = 0
     hits: int = 0
     samples: int = 0
     model_seconds: float = 0.0
@@ -196,11 +197,20 @@ class PerturbationEngine:
                 self.progress(self._method, start + len(chunk), total)
         self._probs = np.concatenate([self._probs, out]) if len(self._probs) else out
 
-    def charge(self, passes: int, model_seconds: float) -> None:
-        """Count model passes made outside ``evaluate`` (e.g. shap's Partition explainer)."""
+    def charge(self, passes: int, model_seconds: float, *, backward_passes: int = 0) -> None:
+        """Count model passes made outside ``evaluate`` (e.g. shap's Partition explainer, or the
+        gradient methods' forward and ``backward_passes`` on the torch module)."""
         self._tally.passes += int(passes)
         self._tally.samples += int(passes)
+        self._tally.backward += int(backward_passes)
         self._tally.model_seconds += float(model_seconds)
+
+    @property
+    def model_input(self) -> np.ndarray:
+        """The view as the model takes it: (1, 3, H, W) float32, normalised (read-only)."""
+        view = self._image_nchw.view()
+        view.flags.writeable = False
+        return view
 
     def predict_full(self) -> np.ndarray:
         """Probabilities of the unperturbed image (all superpixels kept)."""
@@ -229,4 +239,5 @@ class PerturbationEngine:
                 cache_hits=now.hits - before.hits,
                 model_seconds=now.model_seconds - before.model_seconds,
                 samples=now.samples - before.samples,
+                backward_passes=now.backward - before.backward,
             )

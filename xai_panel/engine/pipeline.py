@@ -90,6 +90,8 @@ def explain(
     from ..metrics.trust import add_metrics, check_metrics  # metrics sit above the pipeline's layer
 
     metrics, metric_settings = check_metrics(metrics, metric_settings)
+    for explainer in explainers.values():  # e.g. the gradient methods refuse an ONNX file, before any pass
+        explainer.check(classifier)
 
     t0 = time.perf_counter()
     view = classifier.prepare(np.asarray(image))

@@ -52,7 +52,11 @@ class Segmentation:
 
 @dataclass(frozen=True)
 class MethodCost:
-    """What one method cost: wall time, model passes it caused, and passes it got for free."""
+    """What one method cost: wall time, model passes it caused, and passes it got for free.
+
+    ``backward_passes`` counts the gradients the gradient methods took (one per class and
+    input image differentiated); the perturbation methods make none.
+    """
 
     method: str
     wall_seconds: float
@@ -60,6 +64,7 @@ class MethodCost:
     cache_hits: int
     model_seconds: float
     samples: int
+    backward_passes: int = 0
 
     @property
     def overhead_seconds(self) -> float:
@@ -107,6 +112,9 @@ class Explanation:
     preview: tuple[str, ...] = ()
     # Per method that failed, why (the other methods' results are still here); not stored.
     errors: Mapping[str, str] = field(default_factory=dict)
+    # The methods of ``errors`` that refused the model before running (``Explainer.check``:
+    # gradients of an ONNX file): a lasting fact, so the result is still cached; not stored.
+    refused: tuple[str, ...] = ()
     # The trust metrics (``xai_panel.metrics.trust``): faithfulness[method][label] (a
     # ``Faithfulness``), agreement[label] (an ``Agreement``), and the settings they used.
     faithfulness: Mapping[str, Mapping[int, object]] = field(default_factory=dict)

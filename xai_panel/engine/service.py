@@ -72,6 +72,20 @@ def _custom_classes(explainers: Mapping | None) -> dict[str, str]:
             if type(e) is not method_class(m)}
 
 
+def _refusals(methods, settings: Mapping, classifier) -> dict[str, str]:
+    """Why each method of ``methods`` that refuses ``classifier`` (``Explainer.check``) does."""
+    from ..methods.base import make_explainer
+    from ..models.classifier import ModelError
+
+    refused = {}
+    for m in methods:
+        try:
+            make_explainer(m, settings[m]).check(classifier)
+        except ModelError as exc:
+            refused[m] = f"{type(exc).__name__}: {exc}"
+    return refused
+
+
 class ExplanationService:
     """The cached, stored, failure-isolated path from (image, request) to an Explanation.
 
@@ -166,6 +180,9 @@ class ExplanationService:
         todo = list(kwargs["methods"])
         done: dict[str, Explanation] = {}
         errors: dict[str, str] = {}
+        refused = _refusals(todo, settings, classifier)  # e.g. gradients of an ONNX file: said, not tried
+        errors.update(refused)
+        todo = [m for m in todo if m not in refused]
         written: set[str] = set()
         reached = [False]  # the current run got past the top classes (failures before are not a method's)
 
@@ -175,7 +192,7 @@ class ExplanationService:
                 if m in partial.costs and m not in done and m not in partial.preview:
                     done[m] = partial
             merged = replace(merge_explanations(_merge_runs(done, partial) if done else partial, stored, request),
-                             errors=dict(errors), preview=partial.preview)
+                             errors=dict(errors), preview=partial.preview, refused=tuple(refused))
             if on_method is not None:
                 on_method(merged)
             if write == "each" and not partial.preview:
@@ -205,10 +222,11 @@ class ExplanationService:
                     todo = [*(m for m in done if method_class(m).defines_pool), *todo]
         if not done:
             if stored is not None:
-                return replace(stored, errors=dict(errors))
+                return replace(stored, errors=dict(errors), refused=tuple(refused))
             raise MethodsFailed(errors)
-        result = replace(merge_explanations(_merge_runs(done, None), stored, request), errors=dict(errors))
-        if not errors and self.cache is not None:
+        result = replace(merge_explanations(_merge_runs(done, None), stored, request), errors=dict(errors),
+                         refused=tuple(refused))
+        if set(errors) <= set(refused) and self.cache is not None:  # a refusal stays one: cached with its note
             self.cache.put(self.key(image_hash, request, explainers), result)
         if write == "end":
             self.keep(result, image_hash, request, explainers,

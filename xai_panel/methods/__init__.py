@@ -9,6 +9,7 @@ from .base import (
     Explainer,
     available_methods,
     check_methods,
+    dashboard_methods,
     default_methods,
     make_explainer,
     method_class,
@@ -18,8 +19,8 @@ from .base import (
 )
 
 __all__ = [
-    "DEFAULT_POOL_SIZE", "Explainer", "available_methods", "check_methods", "default_methods", "make_explainer",
-    "method_class", "pool_size_of", "registry", "run_order",
+    "DEFAULT_POOL_SIZE", "Explainer", "available_methods", "check_methods", "dashboard_methods", "default_methods",
+    "make_explainer", "method_class", "pool_size_of", "registry", "run_order",
 ]
 
 

@@ -27,8 +27,9 @@ import param
 from ..engine.results import MethodCost
 
 __all__ = [
-    "Explainer", "available_methods", "default_methods", "make_explainer", "method_class", "registry",
-    "method_label", "reduced_settings", "scoring_methods", "pool_size_of", "run_order", "check_methods", "DEFAULT_POOL_SIZE",
+    "Explainer", "available_methods", "dashboard_methods", "default_methods", "make_explainer", "method_class",
+    "registry", "method_label", "reduced_settings", "scoring_methods", "pool_size_of", "run_order", "check_methods",
+    "DEFAULT_POOL_SIZE",
 ]
 
 DEFAULT_POOL_SIZE = 1000
@@ -63,6 +64,11 @@ class Explainer(param.Parameterized):
     """Its samples are the shared pool: it runs first and :meth:`pool_size` sets the pool's size."""
     in_default: ClassVar[bool] = True
     """Part of ``explain()``'s default methods."""
+    in_dashboards: ClassVar[bool | None] = None
+    """Ticked in the dashboards' settings at start (None: as ``in_default``)."""
+    quick: ClassVar[bool] = False
+    """Cheap (a few passes for every class): runs first, right after the top classes, so the
+    dashboards show an explanation almost at once while the perturbation methods refine."""
     interactive: ClassVar[dict] = {}
     """Settings for the dashboards' interactive budget (``FAST_SETTINGS``), over the defaults."""
     rehearsal: ClassVar[dict] = {}
@@ -84,6 +90,10 @@ class Explainer(param.Parameterized):
         """The values of the parameters that change the result (used in cache keys)."""
         skip = {"name", "results", "cost"}
         return {k: v for k, v in self.param.values().items() if k not in skip}
+
+    def check(self, classifier) -> None:
+        """Raise ``ModelError`` (saying why) when this method cannot run on ``classifier``;
+        ``explain`` asks every method before any model pass (default: every model will do)."""
 
     def needs_pool(self) -> bool:
         """Whether this method, with these settings, draws the shared pool when no earlier
@@ -168,6 +178,12 @@ def default_methods() -> tuple[str, ...]:
     return tuple(name for name, cls in registry().items() if cls.in_default)
 
 
+def dashboard_methods() -> tuple[str, ...]:
+    """The methods the dashboards' settings tick at start."""
+    return tuple(name for name, cls in registry().items()
+                 if (cls.in_default if cls.in_dashboards is None else cls.in_dashboards))
+
+
 def method_class(method: str) -> type[Explainer]:
     """The class registered as ``method``; an unknown name gets a "did you mean"."""
     methods = registry()
@@ -224,11 +240,12 @@ def make_explainer(method: str, settings: dict | Explainer | None = None) -> Exp
 
 
 def run_order(methods) -> tuple[str, ...]:
-    """``methods`` (checked) in the order they run: the pool's definer first, then display order."""
+    """``methods`` (checked) in the order they run: the quick ones (``Explainer.quick``), then
+    the pool's definer, then display order."""
     names = set(check_methods(methods))
     classes = registry()
     return tuple(sorted((m for m in classes if m in names),
-                        key=lambda m: (not classes[m].defines_pool, classes[m].order, m)))
+                        key=lambda m: (not classes[m].quick, not classes[m].defines_pool, classes[m].order, m)))
 
 
 def pool_size_of(explainers: dict[str, Explainer]) -> int:

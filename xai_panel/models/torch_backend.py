@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "TorchRunner"]
+__all__ = ["resolve_device", "TorchRunner", "module_lock"]
+
+_locks: "weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def module_lock(module: torch.nn.Module) -> threading.RLock:
+    """The one lock of ``module`` in this process: the gradient methods hold it while their
+    hooks are on the module, and ``TorchRunner`` while it runs a batch, so a forward pass in
+    another thread never runs through another explanation's hooks."""
+    with _locks_guard:
+        lock = _locks.get(module)
+        if lock is None:
+            lock = _locks[module] = threading.RLock()
+        return lock
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -25,9 +42,10 @@ class TorchRunner:
     def __init__(self, module: torch.nn.Module, device: str):
         self.device = device
         self.module = module.eval().to(device)
+        self._lock = module_lock(self.module)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        with self._lock, torch.inference_mode():
             x = torch.from_numpy(batch).to(self.device, non_blocking=True)
             y = self.module(x)
             if isinstance(y, (tuple, list)):

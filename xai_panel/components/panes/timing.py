@@ -1,4 +1,4 @@
-"""What the explanation cost: wall time, forward passes and cache hits per method, live."""
+"""What the explanation cost: wall time, forward and backward passes and cache hits per method, live."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ class TimingPane(pn.viewable.Viewer):
             if cost is not None:
                 out.append({"method": method, "wall_seconds": cost.wall_seconds, "model_seconds": cost.model_seconds,
                             "forward_passes": cost.forward_passes, "cache_hits": cost.cache_hits,
-                            "samples": cost.samples})
+                            "samples": cost.samples, "backward_passes": cost.backward_passes})
         return out
 
     def _bars(self, explanation) -> str:
@@ -99,15 +99,17 @@ class TimingPane(pn.viewable.Viewer):
             return "<p style='color:#6b7280;margin:4px 0'>No explanation yet.</p>"
         body = "".join(
             f"<tr><td>{_name(r['method'])}</td><td>{r['wall_seconds']:.2f}</td><td>{r['model_seconds']:.2f}</td>"
-            f"<td>{r['forward_passes']}</td><td>{r['cache_hits']}</td><td>{_ready(timings, r['method'])}</td></tr>"
+            f"<td>{r['forward_passes']}</td><td>{r['cache_hits']}</td><td>{r['backward_passes']}</td>"
+            f"<td>{_ready(timings, r['method'])}</td></tr>"
             for r in rows)
         total = (f"<tr class='total'><td>total</td><td>{sum(r['wall_seconds'] for r in rows):.2f}</td>"
                  f"<td>{sum(r['model_seconds'] for r in rows):.2f}</td><td>{sum(r['forward_passes'] for r in rows)}</td>"
-                 f"<td>{sum(r['cache_hits'] for r in rows)}</td><td>{_ready(timings, 'done')}</td></tr>")
+                 f"<td>{sum(r['cache_hits'] for r in rows)}</td><td>{sum(r['backward_passes'] for r in rows)}</td>"
+                 f"<td>{_ready(timings, 'done')}</td></tr>")
         note = ("<p style='color:#16a34a;font-size:12px;margin:4px 0'>Served from the cache: no model pass this time.</p>"
                 if from_cache else "")
         return (note + "<table class='xp-table'><thead><tr><th>method</th><th>wall s</th><th>model s</th>"
-                "<th>forward passes</th><th>cache hits</th><th>ready after s</th></tr></thead>"
+                "<th>forward passes</th><th>cache hits</th><th>backward passes</th><th>ready after s</th></tr></thead>"
                 f"<tbody>{body}{total}</tbody></table>")
 
     def _live(self, running, progress):

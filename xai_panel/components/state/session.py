@@ -305,7 +305,7 @@ class ExplanationSession(pn.viewable.Viewer):
             timings["done"] = job.elapsed()
             self._publish(job, explanation=result, status="done", pending=[], running="", progress=1.0,
                           method_errors=errors, timings=dict(timings))
-        if result is not None and not errors:  # after the page has it: a slow store delays nothing there
+        if result is not None and set(errors) <= set(result.refused):  # after the page has it: a slow store delays nothing
             service.keep(result, digest, request, explainers, record=record)
         if result is not None and self._compute.is_current(job) and self._unmeasured(result):
             self._measure(job, result, classifier, service, request, explainers, timings, digest)

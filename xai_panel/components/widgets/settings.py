@@ -14,7 +14,7 @@ import param
 
 from ...engine.perturbation import FILLS
 from ...engine.segmentation import ALGORITHMS, DEFAULTS
-from ...methods.base import available_methods, default_methods, make_explainer, method_class, registry
+from ...methods.base import available_methods, dashboard_methods, make_explainer, method_class, registry
 
 __all__ = ["ExplainerSettings", "FAST_SETTINGS", "fast_settings"]
 
@@ -89,7 +89,7 @@ class ExplainerSettings(pn.viewable.Viewer):
             method_class(method)  # an unknown name gets a "did you mean"
         for method in names:  # make_explainer names the settings a method has when one is wrong
             params.setdefault(method, make_explainer(method, dict((settings or {}).get(method, {}))))
-        params.setdefault("methods", [m for m in default_methods()])
+        params.setdefault("methods", [m for m in dashboard_methods()])
         super().__init__(**params)
         self.param.methods.objects = list(names)
         self._watchers: dict = {}
