@@ -18,7 +18,7 @@ sanity check, and GPU runs. Classic outputs are scored on our superpixels, so a
 classic method is judged by what it says about the same regions (LIME's own quickshift
 superpixels differ only by its parameters: ours are the same algorithm, 4/200/0.2).
 
-    python benchmarks/bench_trust.py [--images 20] [--steps N] [--orders 3] [--no-classic] [--rise]
+    python benchmarks/bench_trust.py [--images 20] [--steps N] [--orders 3] [--no-classic] [--rise] [--methods ...]
 """
 
 from __future__ import annotations
@@ -111,6 +111,9 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=3, help="random orders for the baseline")
     parser.add_argument("--no-classic", action="store_true", help="skip the classic lime and shap outputs")
     parser.add_argument("--rise", action="store_true", help="add RISE's pixel protocol for the top class")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated methods (default: explain()'s, LIME, Anchors and SHAP), e.g. "
+                             "lime,shap,gradcam,integrated_gradients,smoothgrad")
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")  # lime's progress bar
 
@@ -122,6 +125,7 @@ def main() -> None:
     clf = xp.load_classifier()
     settings = {"steps": args.steps, "random_orders": args.orders}
     metrics = ("faithfulness", "agreement") + (("rise",) if args.rise else ())
+    methods = None if args.methods is None else tuple(m.strip() for m in args.methods.split(",") if m.strip())
     rows: dict[str, dict[str, list]] = {}
     agree: dict[tuple[str, str], dict[str, list]] = {}
     cost = {"explain s": [], "explain passes": [], "metrics s": [], "metrics passes": [], "classic s": [],
@@ -130,7 +134,9 @@ def main() -> None:
     for i, path in enumerate(files, 1):
         photo = load_image(path)
         t0 = time.perf_counter()
-        res = xp.explain(photo, clf, seed=0, metrics=metrics, metric_settings=settings)
+        res = xp.explain(photo, clf, methods=methods, seed=0, metrics=metrics, metric_settings=settings)
+        if res.errors:
+            raise SystemExit(f"{path.name}: {res.errors}")
         wall = time.perf_counter() - t0
         fc = res.costs["faithfulness"]
         cost["metrics s"].append(fc.wall_seconds)
@@ -151,7 +157,7 @@ def main() -> None:
 
             m = res.segmentation.n_segments
             for ours, theirs in (("lime", "classic lime"), ("shap", "classic shap")):
-                if ours in res.results:
+                if ours in res.results and res.labels[0] in res.results[ours]:
                     u, v = res.results[ours][res.labels[0]].vector(m), classic[theirs][res.labels[0]].vector(m)
                     entry = agree.setdefault((ours, theirs), {"spearman": [], "iou": [], "inside": []})
                     entry["spearman"].append(float(spearmanr(u, v)[0]))

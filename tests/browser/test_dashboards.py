@@ -108,23 +108,26 @@ TRUST_CURVES = """() => {
 }"""
 
 
+RANKED = ("Grad-CAM", "LIME", "SHAP")  # the dashboards' methods whose results rank superpixels
+
+
 def check_trust_pane(page) -> None:
     """After the explanations, the trust pane shows each ranked method's AUCs for the five classes and their curves."""
     rows = page.locator(".xp-trust tbody tr")
-    rows.nth(9).wait_for(timeout=240_000)  # LIME and SHAP x 5 classes (anchors do not rank superpixels)
+    rows.nth(14).wait_for(timeout=240_000)  # Grad-CAM, LIME and SHAP x 5 classes (anchors do not rank superpixels)
     cells = [r.locator("td").all_inner_texts() for r in rows.all()]
-    assert len(cells) == 10 and {c[0] for c in cells} == {"LIME", "SHAP"}
+    assert len(cells) == 15 and {c[0] for c in cells} == set(RANKED)
     assert [c[1][:2] for c in cells if c[0] == "LIME"] == ["1.", "2.", "3.", "4.", "5."]
     for c in cells:  # deletion, random, insertion, random: probabilities' areas in [0, 1]
         assert all(0.0 <= float(v) <= 1.0 for v in c[2:6]), c
     # the top class's deletion beats chance for LIME on this espresso (measured: about 0.1 against 0.4)
     lime_top = next(c for c in cells if c[0] == "LIME" and c[1].startswith("1. espresso"))
     assert float(lime_top[2]) < float(lime_top[3]), lime_top
-    assert page.locator(".xp-agree").get_by_text("ρ").count() >= 2  # the LIME/SHAP pair, both ways
-    page.wait_for_function("(s) => { const c = (new Function('return ' + s))()(); return c.LIME && c.SHAP; }",
-                           arg=TRUST_CURVES, timeout=60_000)
+    assert page.locator(".xp-agree").get_by_text("ρ").count() == 6  # every pair of the three, both ways
+    page.wait_for_function("([s, names]) => { const c = (new Function('return ' + s))()(); "
+                           "return names.every(n => c[n]); }", arg=[TRUST_CURVES, list(RANKED)], timeout=60_000)
     curves = page.evaluate(TRUST_CURVES)
-    for method in ("LIME", "SHAP"):  # deletion and insertion solid, their random baselines dashed
+    for method in RANKED:  # deletion and insertion solid, their random baselines dashed
         assert sorted(d > 0 for d in curves[method]) == [False, False, True, True], curves
 
 
