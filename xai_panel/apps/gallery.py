@@ -23,6 +23,7 @@ from .frame import (
     configured_model,
     configured_settings,
     configured_store,
+    extension,
     lazy_card,
     notify,
     page,
@@ -36,7 +37,7 @@ __all__ = ["gallery_app"]
 def gallery_app():
     """The gallery page: labels and thumbnails, the selected image's top classes, every
     method's explanation, its cost and its stability."""
-    pn.extension(notifications=True, design="fast")
+    extension()
     dataset, problem = configured_dataset()
     model = configured_model()
     warm_up(model)
