@@ -120,7 +120,8 @@ class ModelUpload(pn.viewable.Viewer):
     def set_file(self, filename: str, data: bytes) -> None:
         """The model file (what a drop does)."""
         self._file = (filename, bytes(data) if not isinstance(data, str) else data.encode())
-        self._set(error="")
+        self._set(error="", status=f"{filename} received ({len(self._file[1]) / 1024:,.0f} KB): choose its "
+                                   "settings, then 'Use this model'.")
 
     def set_names(self, filename: str, data: bytes | str | None) -> None:
         """The class names file (None: the ImageNet classes)."""
