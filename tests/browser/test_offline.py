@@ -14,7 +14,6 @@ import signal
 import time
 from urllib.parse import urlsplit
 
-import numpy as np
 import pytest
 
 from ..served import CAT, COFFEE, xai_panel_serve
@@ -84,59 +83,3 @@ def test_sigterm_after_a_click_exits_cleanly(page, served_app, tmp_path_factory)
     assert re.search(r"background work stopped in \d", log), log[-2000:]
     assert took < 30, f"the server took {took:.0f} s to stop"
     assert not server.our_tracebacks(), server.our_tracebacks()
-
-
-# -- your own model in the explorer ------------------------------------------------------------------
-
-def test_an_uploaded_model_explains_its_three_classes_and_a_bad_one_is_refused(page, served_app, tmp_path):
-    """The three-class TorchScript model of tests/components/test_model_upload.py (logits: ten
-    times each normalised channel's mean), with its names file and 0.5/0.5: the page shows the
-    probabilities computed here by hand; a pickle is refused and the page keeps working."""
-    from xai_panel.data import load_image
-    from xai_panel.models.classifier import preprocessing_for
-
-    from ..components.test_model_upload import RGB, expected, rgb_model
-
-    model_bytes = rgb_model(tmp_path / "rgb.pt")
-    page.goto(f"{served_app.url}/explorer")
-    page.locator(".xp-thumb").first.wait_for()
-    page.get_by_text("Your own model").click()
-    model_input = page.locator(".xp-model-file input[type=file]")
-    names_input = page.locator(".xp-names-file input[type=file]")
-    # A bad file first: a pickled object (torch.save), which would run code if loaded.
-    import torch
-
-    from ..components.test_model_upload import _ChannelMeans
-
-    torch.save(_ChannelMeans(), tmp_path / "pickled.pt")
-    model_input.set_input_files(files=[{"name": "pickled.pt", "mimeType": "application/octet-stream",
-                                        "buffer": (tmp_path / "pickled.pt").read_bytes()}])
-    status = page.locator(".xp-model-status")
-    status.filter(has_text="pickled.pt received").wait_for()  # uploaded to the server
-    page.get_by_role("button", name="Use this model").click()
-    page.locator(".xp-model-error").filter(has_text="pickled.pt was refused").wait_for()
-
-    model_input.set_input_files(files=[{"name": "rgb.pt", "mimeType": "application/octet-stream",
-                                        "buffer": model_bytes}])
-    status.filter(has_text="rgb.pt received").wait_for()
-    names_input.set_input_files(files=[{"name": "names.txt", "mimeType": "text/plain",
-                                        "buffer": "\n".join(RGB).encode()}])
-    page.locator("select").filter(has=page.locator("option", has_text="0.5 / 0.5")).select_option(
-        label="0.5 / 0.5 (inputs in [-1, 1])")
-    size = page.locator(".bk-input-group").filter(has_text="Input size (px)").locator("input").first
-    size.fill("64")
-    size.press("Enter")
-    page.get_by_role("button", name="Use this model").click()
-    status.filter(has_text=re.compile(r"Using rgb\.pt · yours \w+: 3 classes")).wait_for()
-    assert not page.locator(".xp-model-error").is_visible()
-
-    page.locator(f".xp-thumb[data-id='{CAT}']").click()
-    prep = preprocessing_for("0.5", 64)
-    probs = expected(prep.prepare(load_image(served_app.data / CAT)), prep.mean, prep.std)
-    order = np.argsort(-probs)
-    want = [f"{rank}. {RGB[i]} · {100 * probs[i]:.1f}%" for rank, i in enumerate(order, 1)]
-    top_buttons(page).nth(2).wait_for()
-    assert top_buttons(page).all_inner_texts() == want
-    status_text(page, r"chelsea\.png.* explained in").wait_for()
-    # The gallery re-predicted with it: every badge is one of its three classes.
-    page.locator(f".xp-thumb[data-id='{COFFEE}'] .xp-badge").filter(has_text=re.compile("^(red|green|blue)$")).wait_for()

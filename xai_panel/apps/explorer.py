@@ -54,10 +54,11 @@ def explorer_app():
     top = TopClasses.from_session(session)
     image = ImagePane(image=session.param.image, title=session.param.image_name)
     UrlState(gallery=gallery)
-    for text in (problem, settings_problem, store_problem, *config_problems()):
+    for text in (settings_problem, store_problem, *config_problems()):
         notify(text)
 
     return page(
+        alerts=[problem],
         title="xai-panel · explorer",
         sidebar=[
             upload,

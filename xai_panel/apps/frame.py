@@ -100,7 +100,9 @@ def configured_dataset() -> tuple[Dataset, str]:
             dataset = open_dataset(path)
             problem = ""
         except DatasetError as exc:
-            dataset, problem = open_dataset(None), f"{exc} Showing the demo gallery instead."
+            _log.error("xai-panel: the data folder cannot be used: %s", exc)
+            dataset, problem = open_dataset(None), f"The data folder cannot be used: {exc} The demo gallery is " \
+                                                   "shown instead."
         _datasets[path] = dataset
         return dataset, problem
 
@@ -293,11 +295,17 @@ class UrlState(param.Parameterized):
         pn.state.location.update_query(**query)
 
 
-def page(title: str, sidebar: list, main: list, header: list | None = None):
-    """The page frame both dashboards use: every resource from the server (no font server, no CDN)."""
+def page(title: str, sidebar: list, main: list, header: list | None = None, alerts: list[str] | None = None):
+    """The page frame both dashboards use: every resource from the server (no font server, no CDN).
+
+    ``alerts`` are problems the page keeps showing above its content (an unusable data
+    folder), where a notification would be gone in seconds.
+    """
     _local_stylesheets()
+    shown = [pn.pane.Alert(text, alert_type="danger", sizing_mode="stretch_width", css_classes=["xp-page-alert"])
+             for text in alerts or () if text]
     return pn.template.FastListTemplate(
-        title=title, sidebar=sidebar, main=main, header=header or [], accent="#2563eb", design=LocalFast,
+        title=title, sidebar=sidebar, main=[*shown, *main], header=header or [], accent="#2563eb", design=LocalFast,
         font=FONT, font_url="", sidebar_width=340, main_layout=None, theme_toggle=False, raw_css=[CSS],
     )
 

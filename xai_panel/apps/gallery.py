@@ -51,13 +51,15 @@ def gallery_app():
         session, true_label=pn.bind(lambda record: record.label if record else None, gallery.param.selected_record))
     image = ImagePane(image=session.param.image, title=session.param.image_name)
     UrlState(gallery=gallery)
-    for text in (problem, settings_problem, store_problem, *config_problems()):
+    for text in (settings_problem, store_problem, *config_problems()):
         notify(text)
 
     return page(
+        alerts=[problem],
         title="xai-panel · gallery",
         sidebar=[
-            pn.pane.Markdown(f"**{dataset.name}** · {len(dataset)} images · model `{model}`", margin=(0, 10)),
+            pn.pane.Markdown(f"**{dataset.name}** · {len(dataset)} images · model `{model}`"
+                             + (f" · skipped: {dataset.skipped_text()}" if dataset.skipped else ""), margin=(0, 10)),
             gallery.controls(),
             lazy_card(settings, "Explainer settings", sizing_mode="stretch_width"),
         ],
