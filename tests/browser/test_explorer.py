@@ -52,6 +52,7 @@ def test_an_uploaded_model_explains_its_three_classes_and_a_bad_one_is_refused(p
     status.filter(has_text="rgb.pt received").wait_for()
     names_input.set_input_files(files=[{"name": "names.txt", "mimeType": "text/plain",
                                         "buffer": "\n".join(RGB).encode()}])
+    page.locator(".xp-names-status").filter(has_text="names.txt: 3 class names (red, green, blue)").wait_for()
     page.locator("select").filter(has=page.locator("option", has_text="0.5 / 0.5")).select_option(
         label="0.5 / 0.5 (inputs in [-1, 1])")
     size = page.locator(".bk-input-group").filter(has_text="Input size (px)").locator("input").first

@@ -91,13 +91,14 @@ def test_an_uploaded_model_is_checked_registered_and_chosen(tmp_path, image):
     upload = ModelUpload(selector=selector, normalisation="0.5", input_size=64)
     upload.set_file("rgb.pt", rgb_model(tmp_path / "rgb.pt"))
     upload.set_names("names.txt", "red\ngreen\nblue\n")
+    assert upload.names_status == "names.txt: 3 class names (red, green, blue)"
     upload.use()
     upload.wait()
     assert upload.error == "" and upload.model, upload.error
     assert selector.model == upload.model and upload.model in selector.options
     assert "3 classes" in upload.status and "64 px" in upload.status
     clf = registered(upload.model)
-    assert clf.class_names == RGB and clf.input_size == 64
+    assert clf.class_names == RGB and clf.input_size == 64 and clf.model_id.startswith("rgb@")
     np.testing.assert_allclose(clf.predict_proba(image)[0], expected(clf.prepare(image), (0.5,) * 3, (0.5,) * 3), rtol=1e-4)
     upload.forget()  # the session ended: the name means nothing any more
     with pytest.raises(ModelError):
@@ -125,7 +126,14 @@ def test_bad_model_files_are_refused_with_a_message(tmp_path):
         upload.set_file(*file)
         if names:
             upload.set_names(*names)
+            assert upload.names_status.startswith(f"{names[0]}: ")
         upload.use()
         upload.wait()
         assert upload.model == "" and upload.selector.model == "efficientnet_lite0", file[0]
         assert re.search(message, upload.error), (message, upload.error)
+
+
+def test_a_bad_names_file_is_refused_when_it_arrives(tmp_path):
+    upload = ModelUpload(selector=ModelSelector())
+    upload.set_names("names.json", '{"0": "a", "5": "b"}')
+    assert upload.names_status == "" and "names.json: the class indices must be 0 to 1" in upload.error

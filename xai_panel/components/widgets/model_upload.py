@@ -11,8 +11,10 @@ with its temporary file when the session ends.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import panel as pn
@@ -104,6 +106,7 @@ class ModelUpload(pn.viewable.Viewer):
     model = param.String(default="", constant=True, doc="The uploaded model's name in the selector (read-only).")
     status = param.String(default="", constant=True, doc="What was loaded (read-only).")
     error = param.String(default="", constant=True, doc="Why the last model was refused (read-only).")
+    names_status = param.String(default="", constant=True, doc="The class names read (read-only).")
     busy = param.Boolean(default=False, constant=True, doc="A model is being loaded (read-only).")
 
     def __init__(self, **params):
@@ -124,9 +127,20 @@ class ModelUpload(pn.viewable.Viewer):
                                    "settings, then 'Use this model'.")
 
     def set_names(self, filename: str, data: bytes | str | None) -> None:
-        """The class names file (None: the ImageNet classes)."""
-        self._names = None if data is None else (filename, data)
-        self._set(error="")
+        """The class names file (None: the ImageNet classes); read at once, so a bad one is said now."""
+        self._names = None
+        if data is None:
+            self._set(error="", names_status="")
+            return
+        try:
+            names = parse_class_names(data, filename)
+        except ValueError as exc:
+            self._set(names_status="")
+            self._refuse(str(exc))
+            return
+        self._names = (filename, data)
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+        self._set(error="", names_status=f"{filename}: {len(names):,} class names ({shown})")
 
     def preprocessing(self):
         """The ``Preprocessing`` the settings describe (``ValueError`` with a message if they are bad)."""
@@ -180,7 +194,9 @@ class ModelUpload(pn.viewable.Viewer):
         names = parse_class_names(names_file[1], names_file[0]) if names_file is not None else None
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="xai-panel-model-"))
-        path = self._folder / f"{len(self._registered)}{suffix}"
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).stem)[:60] or "model"
+        path = self._folder / f"{uuid.uuid4().hex[:8]}" / f"{stem}{suffix}"  # the stem names the model's id
+        path.parent.mkdir()
         path.write_bytes(data)
         if suffix != ".onnx" and not is_torchscript(path):
             path.unlink()
@@ -258,10 +274,11 @@ class ModelUpload(pn.viewable.Viewer):
         alert = pn.pane.Alert(self.param.error, alert_type="danger", visible=self.param.error.rx().rx.pipe(bool),
                               sizing_mode="stretch_width", css_classes=["xp-model-error"])
         status = pn.pane.Markdown(self.param.status, css_classes=["xp-model-status"], margin=(0, 10))
+        names_status = pn.pane.Markdown(self.param.names_status, css_classes=["xp-names-status"], margin=(0, 10))
         return pn.Column(
             pn.pane.Markdown(f"**Model file** — TorchScript (.pt, .ts) or ONNX (.onnx), up to {self.max_mb} MB",
                              margin=(0, 5)),
             model_drop,
             pn.pane.Markdown("**Class names** (optional) — one per line, or JSON; default: ImageNet's 1,000",
                              margin=(0, 5)),
-            names_drop, widgets, mean, std, button, alert, status, sizing_mode="stretch_width")
+            names_drop, names_status, widgets, mean, std, button, alert, status, sizing_mode="stretch_width")
