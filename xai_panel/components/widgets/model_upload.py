@@ -271,10 +271,13 @@ class ModelUpload(pn.viewable.Viewer):
         button = pn.widgets.Button(name="Use this model", button_type="primary", loading=self.param.busy,
                                    sizing_mode="stretch_width")
         button.on_click(lambda _e: self.use())
+        plain = {"linkify": False}  # file names such as rgb.pt are not web addresses
         alert = pn.pane.Alert(self.param.error, alert_type="danger", visible=self.param.error.rx().rx.pipe(bool),
-                              sizing_mode="stretch_width", css_classes=["xp-model-error"])
-        status = pn.pane.Markdown(self.param.status, css_classes=["xp-model-status"], margin=(0, 10))
-        names_status = pn.pane.Markdown(self.param.names_status, css_classes=["xp-names-status"], margin=(0, 10))
+                              sizing_mode="stretch_width", css_classes=["xp-model-error"], renderer_options=plain)
+        status = pn.pane.Markdown(self.param.status, css_classes=["xp-model-status"], margin=(0, 10),
+                                  renderer_options=plain)
+        names_status = pn.pane.Markdown(self.param.names_status, css_classes=["xp-names-status"], margin=(0, 10),
+                                        renderer_options=plain)
         return pn.Column(
             pn.pane.Markdown(f"**Model file** — TorchScript (.pt, .ts) or ONNX (.onnx), up to {self.max_mb} MB",
                              margin=(0, 5)),
