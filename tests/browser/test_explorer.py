@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from ..served import CAT, COFFEE
+from ..served import CAT, COFFEE, SPARE
 from .test_dashboards import open_gallery, top_buttons
 from .test_served import status_text
 
@@ -81,8 +81,8 @@ TOOLTIP = """() => { const rows = []; (function walk(root) { root.querySelectorA
 
 def test_hovering_the_inspection_plot_reads_the_score_and_superpixel(page, served_app):
     open_gallery(page, served_app.url)
-    page.locator(f".xp-thumb[data-id='{CAT}']").click()
-    status_text(page, r"chelsea\.png.* explained in").wait_for()
+    page.locator(f".xp-thumb[data-id='{SPARE}']").click()
+    status_text(page, r"view-01\.jpg.* explained in").wait_for()
     page.get_by_text("Inspect · the score").click()
     canvas = page.locator(".xp-inspect-plot canvas").first
     canvas.wait_for()

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ..served import CAT, COFFEE, xai_panel_serve
+from ..served import CAT, COFFEE, SPARE, xai_panel_serve
 from .test_dashboards import open_gallery, top_buttons
 from .test_served import open_settings, set_number, status_text
 
@@ -41,9 +41,9 @@ def record_requests(page, server_url: str) -> list[str]:
 def test_the_served_pages_ask_no_other_host(page, served_app):
     foreign = record_requests(page, served_app.url)
     open_gallery(page, served_app.url)
-    page.locator(f".xp-thumb[data-id='{CAT}']").click()
+    page.locator(f".xp-thumb[data-id='{SPARE}']").click()
     top_buttons(page).first.wait_for()
-    status_text(page, r"Explaining \S*chelsea\.png|chelsea\.png.* explained in").wait_for()
+    status_text(page, r"Explaining \S*view-01\.jpg|view-01\.jpg.* explained in").wait_for()
     page.goto(f"{served_app.url}/explorer")
     page.locator(".xp-thumb").first.wait_for()
     page.get_by_text("Explainer settings").click()  # a lazily built card: its widgets' stylesheets too
