@@ -4,12 +4,14 @@
 
 Builds a folder of ``--images`` photos from the shared ImageNet sample (``../shared/data``),
 as hard links under new names (``n01440764_tench-0003.JPEG``: each a file of its own, labelled
-by its wnid prefix; a copy where hard links are not possible), starts ``xai-panel serve
+by its wnid prefix; a copy where hard links are not possible; each is decoded and predicted
+as a file of its own), starts ``xai-panel serve
 --data`` on it with an empty cache, as a user does, and in headless Chromium:
 
 - cold page: the first visit of the gallery, from navigation to the page's 24 thumbnails
   all decoded in the browser (the server makes them while the page waits);
-- warm page: the same on a new page once the server has started (its thumbnails made);
+- warm page: the same on a new page once the server has started (its thumbnails made),
+  while the prediction index is built, and again once it is complete;
 - the prediction index: how many images are predicted over time, read from the page's own
   progress note ("Predicting: X of N images done…"), until it is gone or the timeout;
 - the server's resident memory (``VmRSS`` of its process) at each of those moments, and its peak.
@@ -135,6 +137,10 @@ def main() -> None:
                     time.sleep(2)
                 else:
                     sample(f"predicted {last[0] if last else '?'} (timeout)", f"{args.predict_timeout:.0f} s")
+                page = browser.new_page(viewport={"width": 1600, "height": 1400})
+                page.goto(url)
+                ms = page.wait_for_function(DECODED, arg=PAGE_THUMBS, polling="raf", timeout=600_000).json_value()
+                sample("warm page (index complete)", f"{ms / 1000:.2f} s")
                 browser.close()
         finally:
             proc.terminate()
