@@ -45,6 +45,10 @@ SESSION_ARGS = ["--check-unused-sessions", "500", "--unused-session-lifetime", "
 # The folder's labelled photos: id -> the photo it is (its folder is its label).
 CAT, COFFEE, ROCKET = "tabby/chelsea.png", "espresso/coffee.png", "goldfish/rocket.jpg"
 PADDING = 24  # unlabelled photos: with the three above and cat.png, 28 images, two gallery pages of 24
+# An unlabelled photo that the tests which need any explained image click (offline page,
+# inspection hover): the labelled ones must stay unexplained with the served settings for
+# the tests that expect their explanation to be computed (the page-close test's CAT).
+SPARE = "view-01.jpg"
 
 
 def free_port() -> int:
@@ -111,6 +115,7 @@ class Server:
     log_path: Path
     data: Path | None = None
     store: Path | None = None
+    model_id: str | None = None  # the served model's id (the store also holds other models', e.g. uploaded ones)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -193,6 +198,9 @@ def served_app(tmp_path_factory) -> Server:
     # One compute thread on any machine: the page-close test needs a lane that one job fills.
     server = xai_panel_serve(base, "--data", str(root), env_extra={"XAI_PANEL_COMPUTE_THREADS": "1"})
     server.data, server.store = root, base / "store.sqlite"
+    from xai_panel.store import ExplanationStore
+
+    server.model_id = ExplanationStore(server.store).summaries()[0].model_id  # only precompute's rows so far
     try:
         yield server
     finally:

@@ -79,8 +79,10 @@ def test_sort_and_show_order_and_filter_the_gallery_by_the_store(page, served_ap
     show = page.locator("select").filter(has=page.locator("option", has_text="Predicted right (stored)"))
 
     def expected(descending: bool) -> list[str]:
-        # Read when used: the server also stores what the other tests' clicks explained.
-        rows = ExplanationStore(served_app.store).summaries(sort_by="confidence", descending=descending)
+        # Read when used: the server also stores what the other tests' clicks explained (with
+        # the served model; an uploaded model's rows are not the gallery's).
+        rows = ExplanationStore(served_app.store).summaries(served_app.model_id, sort_by="confidence",
+                                                            descending=descending)
         stored = [r.image_id for r in rows if r.image_id in ids]
         assert len(stored) >= 4 and [r.confidence for r in rows] == sorted((r.confidence for r in rows),
                                                                           reverse=descending)
@@ -97,7 +99,7 @@ def test_sort_and_show_order_and_filter_the_gallery_by_the_store(page, served_ap
                return JSON.stringify(ids) === JSON.stringify(want); }""", arg=want)
         assert thumb_ids(page) == want
 
-    summaries = ExplanationStore(served_app.store).summaries()
+    summaries = ExplanationStore(served_app.store).summaries(served_app.model_id)
     right = [i for i in ids if any(r.image_id == i and r.correct is True for r in summaries)]
     wrong = [i for i in ids if any(r.image_id == i and r.correct is False for r in summaries)]
     assert COFFEE in right and ROCKET in wrong  # espresso is right; the rocket is no goldfish

@@ -209,8 +209,16 @@ def test_symlinks_escaping_the_root_are_skipped_and_refused(tmp_path):
     (root / "escape.png").symlink_to(outside)
     (root / "linked_folder").symlink_to(outside.parent, target_is_directory=True)
     (root / "alias.png").symlink_to(inside_target)  # stays inside: kept
+    (root / "gone.png").symlink_to(tmp_path / "nothing.png")
+    (root / "notes.txt").write_text("not an image")
+    (root / ".hidden.png").write_bytes((root / "a.png").read_bytes())
     dataset = open_dataset(root)
     assert _ids(dataset) == ["a.png", "alias.png", "sub/b.png"]
+    # What was left out is counted, by reason, and said in words (the page and the log say it).
+    assert dataset.skipped == {"outside": 1, "linked_folders": 1, "dangling": 1, "not_images": 1, "hidden": 1}
+    assert dataset.skipped_text() == ("1 symlinks leading outside the folder, 1 broken symlinks, 1 symlinked folders "
+                                      "(not entered), 1 hidden files or folders, 1 files that are not images by their "
+                                      "extension")
     with pytest.raises(KeyError):
         dataset.resolve("escape.png")
     # A link re-pointed outside after the scan is caught when resolved.
@@ -218,6 +226,16 @@ def test_symlinks_escaping_the_root_are_skipped_and_refused(tmp_path):
     (root / "alias.png").symlink_to(outside)
     with pytest.raises(ValueError, match="leads outside the dataset folder"):
         dataset.resolve("alias.png")
+
+
+def test_a_folder_of_only_skipped_files_says_what_was_skipped(tmp_path):
+    outside = _image(tmp_path / "outside" / "x.png")
+    root = tmp_path / "links"
+    root.mkdir()
+    for i in range(3):
+        (root / f"{i}.png").symlink_to(outside)
+    with pytest.raises(DatasetError, match=r"No images found in .*Skipped: 3 symlinks leading outside the folder\."):
+        open_dataset(root)
 
 
 # --- demo and shared data ------------------------------------------------------------------

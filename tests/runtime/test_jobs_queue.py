@@ -261,3 +261,29 @@ def test_a_failing_update_is_logged_and_the_others_still_apply(unloaded_page, ca
     runner.publish(job, lambda: applied.append("after"))
     registered[0]()  # must not raise: it runs among the page's load callbacks
     assert applied == ["after"] and "applying a panes update failed" in caplog.text
+
+
+def test_a_stopped_pool_ends_its_threads_after_their_task_and_cancels_the_rest():
+    """What ``shutdown`` does at exit to each pool: no thread is left inside a task."""
+    pool = controller.DaemonPool(workers=2, name="test-stop")
+    release = threading.Event()
+    running = pool.submit(release.wait, 10)
+    blocked = pool.submit(release.wait, 10)
+    queued = pool.submit(lambda: "never")
+    assert wait_until(lambda: running.running() and blocked.running())
+    threading.Timer(0.2, release.set).start()  # the tasks end (as a cancelled job's next batch)
+    assert pool.stop(timeout=5) == []  # every thread ended
+    assert running.result(0) is True and blocked.result(0) is True
+    assert queued.cancelled()
+    assert pool.submit(lambda: 1).cancelled()  # nothing new starts
+
+
+def test_a_thread_still_in_its_task_at_the_deadline_is_named():
+    pool = controller.DaemonPool(workers=1, name="test-stuck")
+    release = threading.Event()
+    task = pool.submit(release.wait, 30)
+    assert wait_until(task.running)
+    try:
+        assert pool.stop(timeout=0.2) == ["test-stuck-0"]
+    finally:
+        release.set()

@@ -15,6 +15,7 @@ from ..components.panes.top_classes import TopClasses
 from ..components.state.session import ExplanationSession
 from ..components.widgets.gallery import Gallery
 from ..components.widgets.model_selector import ModelSelector
+from ..components.widgets.model_upload import ModelUpload
 from ..components.widgets.settings import ExplainerSettings, fast_settings
 from ..components.widgets.upload import ImageUpload
 from .frame import (
@@ -24,6 +25,7 @@ from .frame import (
     configured_model,
     configured_settings,
     configured_store,
+    extension,
     follow,
     lazy_card,
     notify,
@@ -37,7 +39,7 @@ __all__ = ["explorer_app"]
 
 def explorer_app():
     """The explorer page: upload or pick an image, choose the model, see every explanation."""
-    pn.extension(notifications=True, design="fast")
+    extension("filedropper")
     dataset, problem = configured_dataset()
     model = ModelSelector(model=configured_model())
     warm_up(model.model)
@@ -52,14 +54,16 @@ def explorer_app():
     top = TopClasses.from_session(session)
     image = ImagePane(image=session.param.image, title=session.param.image_name)
     UrlState(gallery=gallery)
-    for text in (problem, settings_problem, store_problem, *config_problems()):
+    for text in (settings_problem, store_problem, *config_problems()):
         notify(text)
 
     return page(
+        alerts=[problem],
         title="xai-panel · explorer",
         sidebar=[
             upload,
             model,
+            lazy_card(ModelUpload(selector=model), "Your own model", sizing_mode="stretch_width"),
             pn.Card(gallery.controls(), title="Pick from the gallery", collapsed=False, sizing_mode="stretch_width"),
             lazy_card(settings, "Explainer settings", sizing_mode="stretch_width"),
         ],

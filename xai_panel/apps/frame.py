@@ -16,16 +16,19 @@ import time
 import numpy as np
 import panel as pn
 import param
+from panel.io.resources import CDN_DIST, get_dist_path, use_cdn
+from panel.theme.fast import Fast
 
 from ..components.state.session import DEFAULT_MODEL, ExplanationSession
 from ..components.widgets.gallery import ALL, Gallery
 from ..components.widgets.settings import ExplainerSettings
 from ..config import config
 from ..data import Dataset, DatasetError, open_dataset
-from ..runtime.jobs import classifier, executor
+from ..runtime.jobs import classifier, executor, stopping
 
 __all__ = ["DATA_ENV", "MODEL_ENV", "SETTINGS_ENV", "configured_model", "configured_dataset", "configured_settings",
-           "UrlState", "configured_store", "warm_up", "lazy_card", "notify", "page", "follow", "CSS"]
+           "UrlState", "configured_store", "warm_up", "lazy_card", "notify", "page", "follow", "CSS", "LocalFast",
+           "FONT", "extension"]
 
 _log = logging.getLogger(__name__)
 DATA_ENV = "XAI_PANEL_DATA"
@@ -36,6 +39,46 @@ _lock = threading.Lock()
 CSS = """
 .bk-panel-models-layout-Card { border-radius: 10px; }
 """
+
+# The fonts every desktop already has: the page asks no font server (Panel's Fast design
+# would fetch Open Sans from fonts.googleapis.com on every load, which offline fails).
+FONT = ("system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', 'Liberation Sans', 'Helvetica Neue', Arial, "
+        "sans-serif")
+
+
+class LocalFast(Fast):
+    """Panel's Fast design with every resource from the server: no Google font.
+
+    ``Fast._resources['font']`` names ``https://fonts.googleapis.com/css?family=Open+Sans``;
+    Panel adds it to every page's ``<link>`` tags (``pn.extension(design=...)`` and the
+    template's own resources). The rest is Fast's, with its relative script spelled as
+    the bundled file it is (a relative path would resolve under this class's name).
+    """
+
+    _resources = {
+        **{k: v for k, v in Fast._resources.items() if k != "font"},
+        "js_modules": {**Fast._resources["js_modules"], "fast-design": f"{CDN_DIST}bundled/fast/js/fast_design.js"},
+    }
+
+
+def extension(*names: str) -> None:
+    """``pn.extension`` as both dashboards load it: notifications, the local Fast design,
+    and the named extensions (the explorer's ``filedropper``)."""
+    pn.extension(*names, notifications=True, design=LocalFast)
+
+
+def _local_stylesheets() -> None:
+    """Point the session's component stylesheets at the server, not at cdn.holoviz.org.
+
+    Panel rewrites them to the server's ``/static`` only when it renders the page over HTTP
+    (``doc._template_variables['dist_url']``). A session Bokeh re-creates when the page's
+    websocket connects (the first one was discarded as unused: a page slower to load than
+    ``--unused-session-lifetime``) never passes there, and every stylesheet of its page
+    would come from Panel's CDN, which offline fails.
+    """
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None and not use_cdn():
+        doc._template_variables.setdefault("dist_url", get_dist_path(cdn=False))
 
 
 def configured_model() -> str:
@@ -57,7 +100,9 @@ def configured_dataset() -> tuple[Dataset, str]:
             dataset = open_dataset(path)
             problem = ""
         except DatasetError as exc:
-            dataset, problem = open_dataset(None), f"{exc} Showing the demo gallery instead."
+            _log.error("xai-panel: the data folder cannot be used: %s", exc)
+            dataset, problem = open_dataset(None), f"The data folder cannot be used: {exc} The demo gallery is " \
+                                                   "shown instead."
         _datasets[path] = dataset
         return dataset, problem
 
@@ -121,10 +166,15 @@ def warm_up(model: str):
     """
 
     def job():
+        from ..engine.perturbation import Cancelled
+
         t0 = time.perf_counter()
         loaded = classifier(model)
         loaded.warm_up()
-        rehearse(loaded)
+        try:
+            rehearse(loaded, cancel=stopping)
+        except Cancelled:  # the server is stopping
+            return
         gc.collect()
         gc.freeze()
         _log.info("xai-panel: %s warmed up in %.1f s; %d start-up objects frozen", model,
@@ -151,12 +201,13 @@ def _runs_on(explainer, loaded) -> bool:
         return False
 
 
-def rehearse(loaded) -> None:
+def rehearse(loaded, cancel=None) -> None:
     """One tiny explanation with every method, so that the first visitor's does not pay the
     first-call costs: shap's Partition explainer compiles its numba kernels on first use
     (measured: 5-8 s, during which the first SHAP pane waited), and alibi, lime and
     scikit-learn build their first objects. Six superpixels of a synthetic image: a few
-    hundred model passes, in the background at server start."""
+    hundred model passes, in the background at server start. ``cancel`` (an Event) stops it
+    between model batches."""
     from ..engine.pipeline import explain
     from ..methods.base import registry
 
@@ -166,7 +217,7 @@ def rehearse(loaded) -> None:
     methods = {m: cls for m, cls in registry().items() if _runs_on(cls(**cls.rehearsal), loaded)}
     explain(image, loaded, methods=tuple(methods), top_k=2, segmentation="grid",
             segmentation_params={"rows": 2, "cols": 3},
-            settings={m: dict(cls.rehearsal) for m, cls in methods.items()})
+            settings={m: dict(cls.rehearsal) for m, cls in methods.items()}, cancel=cancel)
 
 
 def lazy_card(content, title: str, **params) -> pn.Card:
@@ -254,11 +305,18 @@ class UrlState(param.Parameterized):
         pn.state.location.update_query(**query)
 
 
-def page(title: str, sidebar: list, main: list, header: list | None = None):
-    """The page frame both dashboards use."""
+def page(title: str, sidebar: list, main: list, header: list | None = None, alerts: list[str] | None = None):
+    """The page frame both dashboards use: every resource from the server (no font server, no CDN).
+
+    ``alerts`` are problems the page keeps showing above its content (an unusable data
+    folder), where a notification would be gone in seconds.
+    """
+    _local_stylesheets()
+    shown = [pn.pane.Alert(text, alert_type="danger", sizing_mode="stretch_width", css_classes=["xp-page-alert"])
+             for text in alerts or () if text]
     return pn.template.FastListTemplate(
-        title=title, sidebar=sidebar, main=main, header=header or [], accent="#2563eb",
-        sidebar_width=340, main_layout=None, theme_toggle=False, raw_css=[CSS],
+        title=title, sidebar=sidebar, main=[*shown, *main], header=header or [], accent="#2563eb", design=LocalFast,
+        font=FONT, font_url="", sidebar_width=340, main_layout=None, theme_toggle=False, raw_css=[CSS],
     )
 
 

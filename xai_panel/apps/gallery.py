@@ -23,6 +23,7 @@ from .frame import (
     configured_model,
     configured_settings,
     configured_store,
+    extension,
     lazy_card,
     notify,
     page,
@@ -36,7 +37,7 @@ __all__ = ["gallery_app"]
 def gallery_app():
     """The gallery page: labels and thumbnails, the selected image's top classes, every
     method's explanation, its cost and its stability."""
-    pn.extension(notifications=True, design="fast")
+    extension()
     dataset, problem = configured_dataset()
     model = configured_model()
     warm_up(model)
@@ -50,13 +51,15 @@ def gallery_app():
         session, true_label=pn.bind(lambda record: record.label if record else None, gallery.param.selected_record))
     image = ImagePane(image=session.param.image, title=session.param.image_name)
     UrlState(gallery=gallery)
-    for text in (problem, settings_problem, store_problem, *config_problems()):
+    for text in (settings_problem, store_problem, *config_problems()):
         notify(text)
 
     return page(
+        alerts=[problem],
         title="xai-panel · gallery",
         sidebar=[
-            pn.pane.Markdown(f"**{dataset.name}** · {len(dataset)} images · model `{model}`", margin=(0, 10)),
+            pn.pane.Markdown(f"**{dataset.name}** · {len(dataset)} images · model `{model}`"
+                             + (f" · skipped: {dataset.skipped_text()}" if dataset.skipped else ""), margin=(0, 10)),
             gallery.controls(),
             lazy_card(settings, "Explainer settings", sizing_mode="stretch_width"),
         ],

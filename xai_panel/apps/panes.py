@@ -6,10 +6,12 @@ from __future__ import annotations
 import panel as pn
 
 from ..components.panes.base import method_pane
+from ..components.panes.inspection import InspectionPane
 from ..components.panes.stability import StabilityPane
 from ..components.panes.timing import TimingPane
 from ..components.panes.trust import TrustPane
 from ..methods.base import method_class
+from .frame import lazy_card
 
 __all__ = ["explanation_cards", "CARD"]
 
@@ -21,7 +23,8 @@ def _requested(request: dict, method: str) -> bool:
 
 
 def explanation_cards(session, settings, inspect) -> list:
-    """A card per registered method (its pane), then the trust, cost and stability cards."""
+    """A card per registered method (its pane), the HoloViews inspection (built when opened),
+    then the trust, cost and stability cards."""
     cards = []
     for method in settings.param.methods.objects:  # every registered method, in display order
         pane = method_pane(session, method, inspect=inspect)
@@ -31,6 +34,9 @@ def explanation_cards(session, settings, inspect) -> list:
         title = f"{explainer.label} · {explainer.caption}" if explainer.caption else explainer.label
         cards.append(pn.Card(pane, title=title, css_classes=[f"xp-card-{method}"],
                              visible=pn.bind(_requested, settings.param.request, method), **CARD))
+    cards.append(lazy_card(InspectionPane.from_session(session, inspect=inspect),
+                           "Inspect · the score and superpixel under the cursor, maps zoomed together",
+                           css_classes=["xp-card-inspect"], sizing_mode="stretch_width", margin=(6, 6)))
     cards.append(pn.Card(TrustPane.from_session(session, inspect=inspect),
                          title="Trust · faithfulness (deletion, insertion), agreement, sanity check",
                          css_classes=["xp-card-trust"], **CARD))

@@ -19,6 +19,7 @@ refuses anything that could reach outside the dataset.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections import Counter
@@ -32,7 +33,10 @@ import numpy as np
 from .images import load_image
 from .synsets import class_name_to_index, imagenet_classes, wnid_to_index
 
-__all__ = ["IMAGE_EXTENSIONS", "Dataset", "DatasetError", "ImageRecord", "open_dataset"]
+__all__ = ["IMAGE_EXTENSIONS", "Dataset", "DatasetError", "ImageRecord", "open_dataset", "SKIP_REASONS",
+           "skipped_text"]
+
+_log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 """Matched case-insensitively, so ImageNet's ``.JPEG`` counts."""
@@ -72,7 +76,9 @@ class Dataset(Sequence[ImageRecord]):
     "mixed" (more than one of those), or "custom" for hand-built datasets.
     """
 
-    def __init__(self, records: Iterable[ImageRecord], *, name: str, root: str | os.PathLike, layout: str = "custom"):
+    def __init__(self, records: Iterable[ImageRecord], *, name: str, root: str | os.PathLike, layout: str = "custom",
+                 skipped: dict[str, int] | None = None):
+        self._skipped = {k: int(v) for k, v in (skipped or {}).items() if v}
         self._records = tuple(records)
         self._by_id = {record.id: record for record in self._records}
         if len(self._by_id) != len(self._records):
@@ -94,6 +100,15 @@ class Dataset(Sequence[ImageRecord]):
     @property
     def layout(self) -> str:
         return self._layout
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """What the scan of the folder left out, by reason (``SKIP_REASONS``), counted."""
+        return dict(self._skipped)
+
+    def skipped_text(self) -> str:
+        """The skipped files in words (``''`` if none), for messages and the log."""
+        return skipped_text(self._skipped)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -153,6 +168,20 @@ class Dataset(Sequence[ImageRecord]):
         return Dataset(records, name=self._name, root=self._root, layout=self._layout)
 
 
+SKIP_REASONS = {
+    "outside": "symlinks leading outside the folder",
+    "dangling": "broken symlinks",
+    "linked_folders": "symlinked folders (not entered)",
+    "hidden": "hidden files or folders",
+    "not_images": "files that are not images by their extension",
+}
+
+
+def skipped_text(skipped: dict[str, int]) -> str:
+    """``{"outside": 3}`` -> ``"3 symlinks leading outside the folder"`` (reasons in ``SKIP_REASONS`` order)."""
+    return ", ".join(f"{skipped[k]:,} {SKIP_REASONS[k]}" for k in SKIP_REASONS if skipped.get(k))
+
+
 def open_dataset(path: str | os.PathLike | None = None, *, name: str | None = None) -> Dataset:
     """Open a folder of images, detecting its layout; ``None`` gives the demo gallery.
 
@@ -171,12 +200,16 @@ def open_dataset(path: str | os.PathLike | None = None, *, name: str | None = No
     if not root.is_dir():
         raise DatasetError(f"{root} is a file; a dataset is a folder of images.")
     root = root.resolve()
-    files = _scan_images(root)
+    skipped: Counter = Counter()
+    files = _scan_images(root, skipped)
+    left_out = skipped_text(skipped)
     if not files:
         raise DatasetError(
             f"No images found in {root} (looked recursively for files ending in "
-            f"{', '.join(IMAGE_EXTENSIONS)}, any case; hidden files are skipped)."
+            f"{', '.join(IMAGE_EXTENSIONS)}, any case)." + (f" Skipped: {left_out}." if left_out else "")
         )
+    if left_out:
+        _log.warning("dataset %s: %d images; skipped %s", root, len(files), left_out)
     records, sources = [], set()
     for file in files:
         relative = PurePosixPath(file.relative_to(root).as_posix())
@@ -184,21 +217,35 @@ def open_dataset(path: str | os.PathLike | None = None, *, name: str | None = No
         sources.add(source)
         records.append(ImageRecord(id=str(relative), path=file, label=label, label_name=label_name))
     layout = sources.pop() if len(sources) == 1 else "mixed"
-    return Dataset(records, name=name or root.name, root=root, layout=layout)
+    return Dataset(records, name=name or root.name, root=root, layout=layout, skipped=dict(skipped))
 
 
-def _scan_images(root: Path) -> list[Path]:
+def _scan_images(root: Path, skipped: Counter | None = None) -> list[Path]:
+    """The image files under ``root``; what was left out is counted in ``skipped`` by reason."""
+    skipped = Counter() if skipped is None else skipped
     found = []
     for folder, subfolders, filenames in os.walk(root):  # does not follow symlinked folders
+        skipped["hidden"] += sum(d.startswith(".") for d in subfolders)
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        skipped["linked_folders"] += sum(os.path.islink(os.path.join(folder, d)) for d in subfolders)
         for filename in filenames:
-            if filename.startswith(".") or os.path.splitext(filename)[1].lower() not in IMAGE_EXTENSIONS:
+            if filename.startswith("."):
+                skipped["hidden"] += 1
                 continue
             file = Path(folder, filename)
+            if file.is_symlink() and file.is_dir():  # os.walk lists a symlinked folder among the folders
+                continue
+            if os.path.splitext(filename)[1].lower() not in IMAGE_EXTENSIONS:
+                skipped["not_images"] += 1
+                continue
             if file.is_symlink():
                 target = file.resolve()
-                if not (target.is_file() and target.is_relative_to(root)):
-                    continue  # dangling, or a way out of the dataset
+                if not target.is_file():
+                    skipped["dangling"] += 1
+                    continue
+                if not target.is_relative_to(root):
+                    skipped["outside"] += 1  # a way out of the dataset
+                    continue
             found.append(file)
     return sorted(found, key=lambda file: file.relative_to(root).as_posix())
 

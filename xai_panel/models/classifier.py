@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-__all__ = ["Classifier", "ModelError", "Preprocessing", "ClassScore"]
+__all__ = ["Classifier", "ModelError", "Preprocessing", "ClassScore", "NORMALISATIONS", "preprocessing_for"]
 
 
 class ModelError(RuntimeError):
@@ -63,6 +63,63 @@ class Preprocessing:
         std = np.asarray(self.std, np.float32) * 255.0
         out = (batch.astype(np.float32) - mean) / std
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+NORMALISATIONS = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision's ImageNet models
+    "0.5": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # inputs in [-1, 1] (EfficientNet-Lite, many TF ports)
+    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),  # inputs in [0, 1]
+}
+"""The normalisations a model may have been trained with: name -> (mean, std), per RGB channel."""
+
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 1024
+
+
+def preprocessing_for(normalisation="imagenet", input_size: int | None = None, *,
+                      mean=None, std=None) -> Preprocessing:
+    """A ``Preprocessing`` from a normalisation choice and an input size.
+
+    ``normalisation``: a name of ``NORMALISATIONS`` (``"imagenet"``, ``"0.5"``, ``"none"``),
+    ``"custom"`` with ``mean`` and ``std`` (three numbers each, std > 0), a mapping with
+    ``mean``, ``std`` and optionally ``input_size``, or a ``Preprocessing`` (returned as
+    is). ``input_size`` is the square crop the model takes (default 224); images are
+    resized to ``input_size * 256 / 224`` first, as torchvision does.
+    """
+    if isinstance(normalisation, Preprocessing):
+        return normalisation
+    if isinstance(normalisation, dict):
+        unknown = set(normalisation) - {"mean", "std", "input_size"}
+        if unknown:
+            raise ValueError(f"unknown preprocessing keys {sorted(unknown)}; use mean, std and input_size")
+        mean, std = normalisation.get("mean"), normalisation.get("std")
+        input_size = normalisation.get("input_size", input_size)
+        normalisation = "custom"
+    if normalisation == "custom":
+        mean, std = _channels(mean, "mean"), _channels(std, "std")
+        if min(std) <= 0:
+            raise ValueError(f"std must be > 0 in every channel, got {std}")
+    elif normalisation in NORMALISATIONS:
+        if mean is not None or std is not None:
+            raise ValueError("mean and std go with normalisation='custom'")
+        mean, std = NORMALISATIONS[normalisation]
+    else:
+        raise ValueError(f"unknown normalisation {normalisation!r}; use one of "
+                         f"{', '.join([*NORMALISATIONS, 'custom'])}")
+    size = 224 if input_size is None else input_size
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE:
+        raise ValueError(f"input_size must be an integer in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}], got {size!r}")
+    size = int(size)
+    return Preprocessing(crop_size=size, resize_size=max(size, round(size * 256 / 224)), mean=mean, std=std)
+
+
+def _channels(values, what: str) -> tuple[float, float, float]:
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be three numbers (R, G, B), got {values!r}") from None
+    if len(out) != 3 or not all(np.isfinite(out)):
+        raise ValueError(f"{what} must be three finite numbers (R, G, B), got {values!r}")
+    return out  # type: ignore[return-value]
 
 
 Runner = Callable[[np.ndarray], np.ndarray]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .classifier import Classifier, ModelError, Preprocessing
+from .classifier import Classifier, ModelError, Preprocessing, preprocessing_for
 from .onnx_backend import OnnxRunner, build_onnx_runner
 from .torch_backend import TorchRunner, resolve_device
 
@@ -150,7 +150,8 @@ def _build_torchvision(name: str, weights: Path | None) -> tuple[torch.nn.Module
     return module, f"{name}@{digest}", prep, list(spec.meta["categories"])
 
 
-def _is_torchscript(path: Path) -> bool:
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``), not a pickle (``torch.save``)."""
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as z:
@@ -165,7 +166,7 @@ def load_classifier(
     device: str = "auto",
     backend: str = "auto",
     batch_size: int = 32,
-    preprocessing: Preprocessing | None = None,
+    preprocessing: Preprocessing | str | dict | None = None,
     threads: int | None = None,
     cache: bool = True,
 ) -> Classifier:
@@ -178,7 +179,15 @@ def load_classifier(
     (ONNX Runtime on CPU, torch on GPU). ``threads`` caps ONNX Runtime's intra-op threads
     (default: one per core; batch workers sharing a machine pass 1). Named models are loaded
     once per process.
+
+    ``preprocessing`` is how the model was trained: a ``Preprocessing``, a normalisation
+    name (``"imagenet"``, ``"0.5"``, ``"none"``) or ``{"mean": ..., "std": ...,
+    "input_size": ...}`` (see ``preprocessing_for``); default: the model's own (ImageNet's
+    for a file). A model given with its own preprocessing or class names gets an id of its
+    own (``model@digest+p<hash>``), so cached results of one never stand for the other.
     """
+    if preprocessing is not None:
+        preprocessing = preprocessing_for(preprocessing)
     if backend not in ("auto", "torch", "onnxruntime"):
         raise ValueError(f"backend must be 'auto', 'torch' or 'onnxruntime', got {backend!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -197,6 +206,32 @@ def load_classifier(
     return classifier
 
 
+def _variant(preprocessing: Preprocessing | None, class_names) -> str:
+    """The id suffix of a model loaded with its own preprocessing or class names ('' if neither)."""
+    if preprocessing is None and class_names is None:
+        return ""
+    h = hashlib.sha256(repr((preprocessing, list(class_names) if class_names is not None else None)).encode())
+    return f"+p{h.hexdigest()[:8]}"
+
+
+def _checked(classifier: Classifier) -> Classifier:
+    """Fail at load time, not mid-explanation, if the output does not match the class list."""
+    size = classifier.input_size
+    try:
+        classifier.predict_proba(np.zeros((1, size, size, 3), np.uint8))
+    except ModelError as exc:
+        if "returned shape" not in str(exc):
+            raise
+        raise ModelError(f"{exc}: the model must give one score per class, and {classifier.num_classes} class "
+                         "names were given (the ImageNet list when none are)") from None
+    except Exception as exc:
+        raise ModelError(f"model {classifier.model_id!r} failed on a test input of {size}x{size} pixels "
+                         f"(is the input size right?): {exc}") from None
+    classifier._counters.forward_passes = 0
+    classifier._counters.model_seconds = 0.0
+    return classifier
+
+
 def _load(name, weights, class_names, device, backend, batch_size, preprocessing, threads) -> Classifier:
     looks_like_a_file = isinstance(name, str) and (os.sep in name or name.endswith((".pt", ".pth", ".onnx", ".ts")))
     path = Path(name) if isinstance(name, os.PathLike) or looks_like_a_file else None
@@ -211,13 +246,14 @@ def _load(name, weights, class_names, device, backend, batch_size, preprocessing
             runner = OnnxRunner(path, threads=threads)
         except Exception as exc:
             raise ModelError(f"{path.name} is not a usable ONNX model: {exc}") from None
-        return Classifier(runner, names, model_id=f"{path.stem}@{_file_digest(path)}",
-                          preprocessing=preprocessing or Preprocessing(), batch_size=batch_size,
-                          device="cpu", backend="onnxruntime")
+        return _checked(Classifier(runner, names, model_id=f"{path.stem}@{_file_digest(path)}"
+                                   f"{_variant(preprocessing, class_names)}",
+                                   preprocessing=preprocessing or Preprocessing(), batch_size=batch_size,
+                                   device="cpu", backend="onnxruntime"))
     elif path is not None:
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-        if not _is_torchscript(path):
+        if not is_torchscript(path):
             raise ModelError(
                 f"{path.name} is not a TorchScript archive. For a state dict pass the architecture "
                 f"and the file: load_classifier('resnet50', weights='{path}')"
@@ -226,13 +262,16 @@ def _load(name, weights, class_names, device, backend, batch_size, preprocessing
             module = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:
             raise ModelError(f"{path.name} could not be loaded as TorchScript: {exc}") from None
-        model_id, prep = f"{path.stem}@{_file_digest(path)}", preprocessing or Preprocessing()
+        model_id = f"{path.stem}@{_file_digest(path)}{_variant(preprocessing, class_names)}"
+        prep = preprocessing or Preprocessing()
         names = class_names
     elif name == DEFAULT_MODEL:
         module, model_id = _build_lite0(weights)
+        model_id += _variant(preprocessing, class_names)
         prep, names = preprocessing or LITE0_PREPROCESSING, class_names
     else:
         module, model_id, prep, tv_names = _build_torchvision(str(name), weights)
+        model_id += _variant(preprocessing, class_names)
         prep, names = preprocessing or prep, class_names
     names = list(names) if names is not None else _imagenet_classes()
 
@@ -253,13 +292,4 @@ def _load(name, weights, class_names, device, backend, batch_size, preprocessing
     classifier = Classifier(runner, names, model_id=model_id, preprocessing=prep,
                             batch_size=batch_size, device=device, backend=chosen,
                             module=module, module_device=module_device)
-    # Fail at load time, not mid-explanation, if the output does not match the class list.
-    try:
-        classifier.predict_proba(np.zeros((1, prep.crop_size, prep.crop_size, 3), np.uint8))
-    except ModelError:
-        raise
-    except Exception as exc:
-        raise ModelError(f"model {model_id!r} failed on a test input: {exc}") from None
-    classifier._counters.forward_passes = 0
-    classifier._counters.model_seconds = 0.0
-    return classifier
+    return _checked(classifier)

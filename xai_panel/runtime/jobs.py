@@ -19,10 +19,12 @@ its next batch.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 from typing import Any, Callable
 
@@ -34,7 +36,8 @@ from tornado.ioloop import IOLoop
 from ..config import ENV, Config
 
 __all__ = ["ComputeQueue", "DaemonPool", "Job", "JobRunner", "MAX_QUEUE_ENV", "COMPUTE_THREADS_ENV", "ServerBusy",
-           "compute_queue", "executor", "compute_executor", "foreground", "wait_for_foreground_idle", "classifier"]
+           "compute_queue", "executor", "compute_executor", "foreground", "wait_for_foreground_idle", "classifier",
+           "shutdown", "stopping", "register_classifier", "unregister_classifier"]
 
 MAX_QUEUE_ENV = ENV["max_queue"]
 _FLUSH_RETRY = 5.0  # seconds after which a pending flush that never ran is scheduled again
@@ -48,21 +51,50 @@ class DaemonPool:
 
     ``concurrent.futures.ThreadPoolExecutor`` joins its threads at exit, so a server asked
     to stop would first finish every explanation still running; these threads are daemons.
+    ``stop`` ends them (each after its current task): a daemon thread still inside the
+    model's native code when the interpreter finalises takes the process down with
+    ``terminate called without an active exception``; ``shutdown`` (at exit) cancels the
+    jobs first, so the current tasks end at the engine's next batch.
     """
 
     def __init__(self, workers: int = 4, name: str = "xai-panel"):
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        for i in range(workers):
-            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
+        self._stopped = False
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, fn: Callable, *args, **kwargs) -> Future:
         future: Future = Future()
+        if self._stopped:  # the process is stopping: nothing new starts
+            future.cancel()
+            future.set_running_or_notify_cancel()
+            return future
         self._tasks.put((future, fn, args, kwargs))
         return future
 
+    def stop(self, timeout: float = 10.0) -> list[str]:
+        """Let every thread finish its current task and end; queued tasks are cancelled.
+
+        Waits up to ``timeout`` seconds in all; returns the names of threads still running.
+        """
+        self._stopped = True
+        for _ in self._threads:
+            self._tasks.put(None)
+        end = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, end - time.monotonic()))
+        return [t.name for t in self._threads if t.is_alive()]
+
     def _work(self) -> None:
         while True:
-            future, fn, args, kwargs = self._tasks.get()
+            task = self._tasks.get()
+            if task is None:
+                return
+            future, fn, args, kwargs = task
+            if self._stopped:
+                future.cancel()
+                continue
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -171,6 +203,24 @@ def compute_queue() -> ComputeQueue:
 
 
 _model_lock = threading.Lock()
+_registered: dict[str, Any] = {}  # name -> Classifier: models users uploaded, each known to its own session only
+
+
+def register_classifier(loaded, label: str) -> str:
+    """Make a loaded ``Classifier`` (a user's upload) known to ``classifier()`` under a new
+    name that no other session can guess (``"<label> · yours <token>"``); returns the name."""
+    import secrets
+
+    name = f"{label} · yours {secrets.token_hex(4)}"
+    with _model_lock:
+        _registered[name] = loaded
+    return name
+
+
+def unregister_classifier(name: str) -> None:
+    """Forget a registered model (its session ended); unknown names are ignored."""
+    with _model_lock:
+        _registered.pop(name, None)
 
 
 def classifier(name: str):
@@ -178,10 +228,13 @@ def classifier(name: str):
 
     Two sessions (or a session and the gallery's predictions) asking for the same model at
     the same moment would otherwise both build it, and the ONNX export is not thread-safe.
+    A name given by ``register_classifier`` is that session's uploaded model.
     """
     from ..models import load_classifier
 
     with _model_lock:
+        if name in _registered:
+            return _registered[name]
         return load_classifier(name)
 
 
@@ -277,6 +330,35 @@ class Job:
         return time.perf_counter() - self.started
 
 
+stopping = threading.Event()  # set when the process stops: the cancel event of work that is not a Job (warm-up)
+_jobs: "weakref.WeakSet[Job]" = weakref.WeakSet()  # every job started and not yet collected, for shutdown()
+
+
+def shutdown(timeout: float = 5.0) -> list[str]:
+    """Stop the background work before the process exits: cancel every job (the engine
+    stops at its next model batch), then end the pools' threads (``DaemonPool.stop``).
+
+    Registered with ``atexit``, so a server stopped by SIGTERM (Bokeh stops its loop and
+    returns) or Ctrl-C exits with no thread inside the model. Returns the threads still
+    running after ``timeout`` seconds (logged).
+    """
+    stopping.set()
+    for job in list(_jobs):
+        job.cancel.set()
+        job._drop_if_queued()
+    with _executor_lock:
+        pools = [p for p in (_compute_executor, _executor) if p is not None]
+    end = time.monotonic() + timeout
+    left = [name for pool in pools for name in pool.stop(max(0.0, end - time.monotonic()))]
+    if left:
+        _log.warning("xai-panel: %d background threads still running at exit: %s", len(left), ", ".join(left))
+    _log.info("xai-panel: background work stopped in %.1f s", timeout - max(0.0, end - time.monotonic()))
+    return left
+
+
+atexit.register(shutdown)
+
+
 class JobRunner:
     """At most one live job per owner: a new ``start`` cancels the previous job.
 
@@ -310,6 +392,7 @@ class JobRunner:
         doc = pn.state.curdoc or self._doc
         job = Job(self.name, doc, IOLoop.current(instance=False) or self._loop)
         job._call = (work, args, kwargs)
+        _jobs.add(job)
         with self._lock:
             previous, self._job = self._job, None
         if previous is not None:

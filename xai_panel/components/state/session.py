@@ -210,6 +210,7 @@ class ExplanationSession(pn.viewable.Viewer):
         except (ModelError, ValueError, OSError) as exc:
             self._publish(job, status="error", error=f"model {model!r} could not be loaded: {exc}", pending=[])
             return
+        request = {**request, "top_k": min(int(request["top_k"]), classifier.num_classes)}  # a model of 3 classes
         view = classifier.prepare(image)
         digest = digest or image_hash(image)
         cache: ExplanationCache = self.cache if self.cache is not None else default_cache()  # an empty cache is falsy

@@ -20,7 +20,10 @@ class ModelSelector(pn.viewable.Viewer):
     options = param.List(default=list(SUGGESTED_MODELS), item_type=str, doc="Names offered in the list.")
 
     def __panel__(self):
-        options = list(dict.fromkeys([self.model, *self.options]))
+        # Offered: the list, and the chosen model if it is not in it (a model file given to
+        # ``serve``); an uploaded model is added to ``options`` before it is chosen.
+        options = pn.bind(lambda model, names: names if model in names else [model, *names],
+                          self.param.model, self.param.options)
         select = pn.widgets.Select(name="Model", options=options, value=self.param.model, sizing_mode="stretch_width")
         select.param.watch(lambda e: setattr(self, "model", e.new), "value")
         return pn.Column(
