@@ -81,7 +81,7 @@ class StabilityPane(pn.viewable.Viewer):
         params.setdefault("settings", ExplainerSettings())
         super().__init__(**params)
         methods = list(available_methods())
-        self.param.map_method.objects = methods
+        self.param.map_method.objects = {method_label(m): m for m in methods}
         if self.map_method is None:
             self.map_method = methods[0]
         # K explanations: they wait for a compute slot like any explanation (the bounded queue).
@@ -220,12 +220,10 @@ class StabilityPane(pn.viewable.Viewer):
                                    bar_color="primary", sizing_mode="stretch_width",
                                    visible=self.param.status.rx() == "running", css_classes=["xp-stability-progress"]),
             pn.panel(status),
-            pn.Row(
-                pn.Column(pn.widgets.RadioButtonGroup.from_param(self.param.map_method, button_type="light"),
-                          pn.pane.HTML(pn.bind(self._spread_html, self.param.report, self.param.mapped,
-                                               self.param.map_method), stylesheets=[STRIP_CSS], margin=(5, 10))),
-                pn.pane.HTML(pn.bind(self._table, self.param.report), stylesheets=[_CSS], sizing_mode="stretch_width"),
-                sizing_mode="stretch_width",
-            ),
+            # the table under the spread map: the card shares its row with the cost card
+            pn.pane.HTML(pn.bind(self._table, self.param.report), stylesheets=[_CSS], sizing_mode="stretch_width"),
+            pn.widgets.Select.from_param(self.param.map_method, name="Spread map of", width=200),
+            pn.pane.HTML(pn.bind(self._spread_html, self.param.report, self.param.mapped, self.param.map_method),
+                         stylesheets=[STRIP_CSS], margin=(5, 10)),
             sizing_mode="stretch_width",
         )
