@@ -49,13 +49,16 @@ def test_metrics_follow_the_explanations_and_the_pane_shows_them(photos, classif
     matrix = pane.agreement_html()
     rho = res.agreement[res.labels[0]].pair("lime", "shap")["spearman"]
     assert f"ρ {rho:+.2f}" in matrix and "in top-5" in matrix
-    layout = pane.curves()
-    assert len(layout) == 2  # a plot per ranked method
-    # another class selected: its curves
+    figures = svg_curves(pane.curves())
+    assert list(figures) == ["LIME", "SHAP"]  # a plot per ranked method
+    # another class selected: its curves (deletion, insertion solid; their random baselines dashed)
     pane.selected = res.labels[1]
-    curves = pane.curves()
-    (deletion,) = [c for c in curves.values()[0] if c.label.startswith("deletion")]
-    np.testing.assert_allclose(deletion.dimension_values(1), res.faithfulness["lime"][res.labels[1]].deletion)
+    f1 = res.faithfulness["lime"][res.labels[1]]
+    lines = svg_curves(pane.curves())["LIME"]
+    assert [dashed for dashed, _ in lines] == [True, True, False, False]
+    for (_, (x, y)), want in zip(lines, (f1.random_deletion, f1.random_insertion, f1.deletion, f1.insertion)):
+        np.testing.assert_allclose(x, f1.x, atol=0.01)
+        np.testing.assert_allclose(y, want, atol=0.01)
     # the same image again: cached with its metrics, no pass at all
     before = classifier.forward_passes
     session.source = photos["coffee"]
@@ -93,6 +96,26 @@ def test_bad_metric_settings_are_reported_and_the_explanations_stay(photos):
 
 
 # -- the sanity check, on request ----------------------------------------------------------------
+def svg_curves(markup: str) -> dict[str, list[tuple[bool, tuple[np.ndarray, np.ndarray]]]]:
+    """Per figure (its method), each polyline: dashed or not, and its points mapped back to [0, 1] x [0, 1]."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    from xai_panel.components.panes import trust
+
+    out = {}
+    for fig in re.findall(r"<figure class='xp-curve'.*?</figure>", markup):
+        root = ET.fromstring(fig)
+        lines = []
+        for line in root.iter("polyline"):
+            pts = np.array([p.split(",") for p in line.get("points").split()], float)
+            x = (pts[:, 0] - trust._LEFT) / (trust._W - trust._LEFT - trust._RIGHT)
+            y = (1 - (pts[:, 1] - trust._TOP) / (trust._H - trust._TOP - trust._BOTTOM)) * 1.02
+            lines.append((line.get("stroke-dasharray") is not None, (x, y)))
+        out[root.get("data-method")] = lines
+    return out
+
+
 def _curves(overlay) -> dict[str, np.ndarray]:
     return {c.label: c.dimension_values(1) for c in overlay if type(c).__name__ == "Curve"}
 

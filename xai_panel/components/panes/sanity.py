@@ -254,6 +254,20 @@ class SanityPane(pn.viewable.Viewer):
             pn.pane.HTML(pn.bind(self.verdict_html, self.param.check, self.param.status, self.param.error,
                                  self.param.from_cache), stylesheets=[_CSS], sizing_mode="stretch_width",
                          css_classes=["xp-sanity-verdict"]),
-            pn.pane.HoloViews(pn.bind(self.plot, self.param.check), backend="bokeh", css_classes=["xp-sanity-plot"]),
+            self._plot_pane(),
             sizing_mode="stretch_width",
         )
+
+    def _plot_pane(self) -> pn.pane.HoloViews:
+        """The plot, drawn when a check arrives and hidden, not redrawn, when it is dropped (every new
+        image drops it: a Bokeh figure built per click would cost the event loop for nothing)."""
+        pane = pn.pane.HoloViews(self.plot() if self.check is not None else None, backend="bokeh",
+                                 css_classes=["xp-sanity-plot"], visible=self.check is not None)
+
+        def follow(event) -> None:
+            if event.new is not None:
+                pane.object = self.plot(event.new)
+            pane.visible = event.new is not None
+
+        self.param.watch(follow, "check")
+        return pane
