@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import sys
 from pathlib import Path
 
-__all__ = ["machine"]
+__all__ = ["machine", "SAMPLE", "sample_folder"]
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
+"""The 802 ImageNet photos beside the checkout (../shared/data; never committed)."""
+
+
+def sample_folder(n: int, dest: Path) -> Path:
+    """Copies of every k-th photo of :data:`SAMPLE`, ``n`` in all, in ``dest`` (a dataset does not
+    follow symlinks out of its folder, so they are copies)."""
+    files = sorted(SAMPLE.glob("*.JPEG"))
+    if not files:
+        sys.exit(f"the shared ImageNet sample is not at {SAMPLE}")
+    dest.mkdir(parents=True, exist_ok=True)
+    for src in files[:: max(1, len(files) // n)][:n]:
+        shutil.copyfile(src, dest / src.name)
+    return dest
 
 
 def machine() -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
 import tempfile
 import time
@@ -30,20 +29,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / ".." / "shared" / "data" / "imagenet-sample"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import machine  # noqa: E402
-
-
-def _folder(n: int, dest: Path) -> Path:
-    files = sorted(SAMPLE.glob("*.JPEG"))
-    if not files:
-        sys.exit(f"the shared ImageNet sample is not at {SAMPLE.resolve()}")
-    dest.mkdir(parents=True, exist_ok=True)
-    for src in files[:: max(1, len(files) // n)][:n]:
-        shutil.copyfile(src, dest / src.name)  # a dataset does not follow symlinks out of its folder
-    return dest
+from _common import machine, sample_folder  # noqa: E402
 
 
 def _run_dask(folder: Path, workers: int, store_path: Path, kwargs: dict) -> tuple[float, int]:
@@ -118,7 +106,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        folder = _folder(args.images, tmp / "images")
+        folder = sample_folder(args.images, tmp / "images")
         n = len(list(folder.iterdir()))
         print(f"machine: {machine()}")
         print(f"workload: {n} photos of the shared ImageNet sample; methods {', '.join(kwargs['methods'])}; "

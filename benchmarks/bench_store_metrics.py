@@ -17,7 +17,6 @@ on a shared machine they are what it gave at that load.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sqlite3
 import sys
 import tempfile
@@ -27,20 +26,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / ".." / "shared" / "data" / "imagenet-sample"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import machine  # noqa: E402
-
-
-def _folder(n: int, dest: Path) -> Path:
-    files = sorted(SAMPLE.glob("*.JPEG"))
-    if not files:
-        sys.exit(f"the shared ImageNet sample is not at {SAMPLE.resolve()}")
-    dest.mkdir(parents=True, exist_ok=True)
-    for src in files[:: max(1, len(files) // n)][:n]:
-        shutil.copyfile(src, dest / src.name)
-    return dest
+from _common import machine, sample_folder  # noqa: E402
 
 
 def _ms(fn, repeat: int = 20) -> tuple[float, float]:
@@ -66,7 +54,7 @@ def main() -> None:
     kwargs = {"methods": ("lime",), "settings": {"lime": {"num_samples": args.lime_samples}}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        folder = _folder(args.images, tmp / "images")
+        folder = sample_folder(args.images, tmp / "images")
         path = tmp / "store.sqlite"
         t0 = time.perf_counter()
         first = precompute(folder, store=path, progress=False, **kwargs)
