@@ -22,7 +22,7 @@ import param
 from ...engine.results import Explanation
 from ...render.tiles import STRIP_CSS, Tile, strip_html, tile_cache
 
-__all__ = ["MethodPane", "pane_class", "method_pane", "tile_title", "TABLE_CSS"]
+__all__ = ["MethodPane", "OnRequestPane", "pane_class", "method_pane", "tile_title", "TABLE_CSS"]
 
 _PLACEHOLDER = 244
 
@@ -284,3 +284,68 @@ class MethodPane(pn.viewable.Viewer):
             *self._details(),
             sizing_mode="stretch_width",
         )
+
+
+class OnRequestPane(pn.viewable.Viewer):
+    """A pane whose result is computed on request (stability, the sanity check): in the compute
+    lane's bounded queue like any explanation, with progress, cancel and the failure shown.
+
+    A subclass calls :meth:`_start` with its work, ``work(job, progress, *args)``, which returns
+    the parameters to set when it is done (e.g. ``{"report": report}``) and calls
+    ``progress(done, total)`` as it goes; a new image should call :meth:`_runner.cancel`.
+    """
+
+    job_name: ClassVar[str] = "on-request"
+
+    status = param.Selector(default="idle", objects=["idle", "running", "done", "cancelled", "error"], constant=True,
+                            doc="Where the computation is (read-only).")
+    progress = param.Number(default=0.0, bounds=(0, 1), constant=True, doc="Share of the work done (read-only).")
+    error = param.String(default="", constant=True, doc="Why it failed (read-only).")
+
+    def __init__(self, **params):
+        from ...runtime.jobs import JobRunner, compute_executor, compute_queue
+
+        super().__init__(**params)
+        # K explanations: they wait for a compute slot like any explanation (the bounded queue).
+        self._runner = JobRunner(self.job_name, queue=compute_queue(), pool=compute_executor)
+
+    def _set(self, **values) -> None:
+        with param.edit_constant(self):
+            self.param.update(**values)
+
+    def _start(self, work, *args):
+        """Run ``work`` in the compute lane (cancels a previous run); None when the server is busy."""
+        from ...runtime.jobs import ServerBusy
+
+        try:
+            return self._runner.start(self._guarded, work, *args)
+        except ServerBusy as exc:
+            self._set(status="error", error=str(exc))
+            return None
+
+    def _guarded(self, job, work, *args) -> None:
+        from ...engine.perturbation import Cancelled
+
+        def progress(done: int, total: int) -> None:
+            self._runner.publish(job, lambda: self._set(progress=done / max(total, 1)))
+
+        try:
+            values = work(job, progress, *args)
+        except Cancelled:
+            return
+        except Exception as exc:  # shown in the pane; the app keeps serving
+            # The message is made now: Python unbinds ``exc`` when the except block ends, before
+            # the event loop runs the published callback.
+            message = f"{type(exc).__name__}: {exc}"
+            self._runner.publish(job, lambda: self._set(status="error", error=message))
+            return
+        self._runner.publish(job, lambda: self._set(**values, status="done", progress=1.0))
+
+    def cancel(self) -> None:
+        self._runner.cancel()
+        if self.status == "running":
+            self._set(status="cancelled")
+
+    def wait(self, timeout: float | None = 600):
+        self._runner.wait(timeout)
+        return self

@@ -21,13 +21,12 @@ import panel as pn
 import param
 from cachetools import LRUCache
 
-from ...engine.perturbation import Cancelled
 from ...methods.base import method_class, method_label, reduced_settings, scoring_methods
 from ...metrics.sanity import DEFAULT_STAGES, SANITY_THRESHOLD, SanityCheck, sanity_check
-from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue
+from ...runtime.jobs import Job
 from ...runtime.jobs import classifier as load_model
 from ..widgets.settings import ExplainerSettings
-from .base import TABLE_CSS
+from .base import TABLE_CSS, OnRequestPane
 
 __all__ = ["SanityPane", "sanity_cache"]
 
@@ -66,8 +65,10 @@ def sanity_cache() -> _Checks:
     return _cache
 
 
-class SanityPane(pn.viewable.Viewer):
+class SanityPane(OnRequestPane):
     """Re-initialise the model from the top down and watch each method's explanation follow (or not)."""
+
+    job_name = "sanity"
 
     image = param.Array(default=None, allow_None=True, allow_refs=True, doc="The image to check.")
     image_digest = param.String(default="", allow_refs=True, doc="Content hash of the image (the cache key).")
@@ -85,10 +86,6 @@ class SanityPane(pn.viewable.Viewer):
 
     check = param.ClassSelector(class_=SanityCheck, default=None, allow_None=True, constant=True,
                                 doc="The last sanity check (read-only).")
-    status = param.Selector(default="idle", objects=["idle", "running", "done", "cancelled", "error"], constant=True,
-                            doc="Where the check is (read-only).")
-    progress = param.Number(default=0.0, bounds=(0, 1), constant=True, doc="Share of explanations done (read-only).")
-    error = param.String(default="", constant=True, doc="Why the check failed (read-only).")
     from_cache = param.Boolean(default=False, constant=True, doc="The check came from the cache (read-only).")
 
     @classmethod
@@ -103,11 +100,6 @@ class SanityPane(pn.viewable.Viewer):
     def __init__(self, **params):
         params.setdefault("settings", ExplainerSettings())
         super().__init__(**params)
-        self._runner = JobRunner("sanity", queue=compute_queue(), pool=compute_executor)
-
-    def _set(self, **values) -> None:
-        with param.edit_constant(self):
-            self.param.update(**values)
 
     # -- what is asked for --------------------------------------------------------------------
     def request(self) -> dict:
@@ -153,41 +145,19 @@ class SanityPane(pn.viewable.Viewer):
             self._set(check=cached, status="done", progress=1.0, error="", from_cache=True)
             return None
         self._set(status="running", progress=0.0, error="", check=None, from_cache=False)
-        try:
-            return self._runner.start(self._work, self.image, self.model, request, key)
-        except ServerBusy as exc:
-            self._set(status="error", error=str(exc))
-            return None
-
-    def cancel(self) -> None:
-        self._runner.cancel()
-        if self.status == "running":
-            self._set(status="cancelled")
-
-    def wait(self, timeout: float | None = 600) -> "SanityPane":
-        self._runner.wait(timeout)
-        return self
+        return self._start(self._work, self.image, self.model, request, key)
 
     @param.depends("image", "requested", "model", watch=True)
     def _invalidate(self) -> None:
         self._runner.cancel()
         self._set(check=None, status="idle", progress=0.0, error="", from_cache=False)
 
-    def _work(self, job: Job, image, model, request: dict, key: str | None) -> None:
-        def progress(done: int, total: int) -> None:
-            self._runner.publish(job, lambda: self._set(progress=done / max(total, 1)))
-
-        try:
-            check = sanity_check(image, load_model(model), progress=progress, cancel=job.cancel, **request)
-        except Cancelled:
-            return
-        except Exception as exc:  # shown in the pane; the app keeps serving
-            message = f"{type(exc).__name__}: {exc}"  # made now: ``exc`` is unbound when the except block ends
-            self._runner.publish(job, lambda: self._set(status="error", error=message))
-            return
+    @staticmethod
+    def _work(job: Job, progress, image, model, request: dict, key: str | None) -> dict:
+        check = sanity_check(image, load_model(model), progress=progress, cancel=job.cancel, **request)
         if key:
             _cache.put(key, check)
-        self._runner.publish(job, lambda: self._set(check=check, status="done", progress=1.0))
+        return {"check": check}
 
     # -- view ------------------------------------------------------------------------------------
     def plot(self, check: SanityCheck | None = None):

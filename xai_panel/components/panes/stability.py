@@ -13,16 +13,15 @@ import numpy as np
 import panel as pn
 import param
 
-from ...engine.perturbation import Cancelled
 from ...engine.results import paint
 from ...methods.base import method_label
 from ...metrics.stability import StabilityReport, stability
 from ...render.overlays import grayscale
 from ...render.tiles import STRIP_CSS, Tile, colorbar_html, strip_html, tile_cache
-from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue
+from ...runtime.jobs import Job
 from ...runtime.jobs import classifier as load_model
 from ..widgets.settings import ExplainerSettings
-from .base import TABLE_CSS
+from .base import TABLE_CSS, OnRequestPane
 
 __all__ = ["StabilityPane"]
 
@@ -43,8 +42,10 @@ def _score(value: float) -> str:
     return f"<td class='{css}'>{value:.2f}</td>"
 
 
-class StabilityPane(pn.viewable.Viewer):
+class StabilityPane(OnRequestPane):
     """Seed-to-seed and input-noise stability per method and class, and a per-superpixel spread map."""
+
+    job_name = "stability"
 
     image = param.Array(default=None, allow_None=True, allow_refs=True, doc="The image to test.")
     model = param.String(default="efficientnet_lite0", allow_refs=True, doc="The classifier.")
@@ -59,10 +60,6 @@ class StabilityPane(pn.viewable.Viewer):
 
     report = param.ClassSelector(class_=StabilityReport, default=None, allow_None=True, constant=True,
                                  doc="The last stability report (read-only).")
-    status = param.Selector(default="idle", objects=["idle", "running", "done", "cancelled", "error"], constant=True,
-                            doc="Where the computation is (read-only).")
-    progress = param.Number(default=0.0, bounds=(0, 1), constant=True, doc="Share of runs done (read-only).")
-    error = param.String(default="", constant=True, doc="Why it failed (read-only).")
     mapped = param.Integer(default=None, allow_None=True, constant=True,
                            doc="Class whose spread is drawn (read-only): follows ``selected`` once there is a report.")
 
@@ -84,8 +81,6 @@ class StabilityPane(pn.viewable.Viewer):
         self.param.map_method.objects = {method_label(m): m for m in methods}
         if self.map_method is None:
             self.map_method = methods[0]
-        # K explanations: they wait for a compute slot like any explanation (the bounded queue).
-        self._runner = JobRunner("stability", queue=compute_queue(), pool=compute_executor)
 
     @param.depends("selected", "report", watch=True)
     def _follow_selection(self) -> None:
@@ -104,50 +99,22 @@ class StabilityPane(pn.viewable.Viewer):
             return None
         request = self.settings.explain_kwargs()
         self._set(status="running", progress=0.0, error="", report=None)
-        try:
-            return self._runner.start(self._work, self.image, self.model, request,
-                                      dict(seeds=self.seeds, noise_repeats=self.noise_repeats,
-                                           noise_sigma=self.noise_sigma, k_top_segments=self.k_top_segments))
-        except ServerBusy as exc:
-            self._set(status="error", error=str(exc))
-            return None
-
-    def cancel(self) -> None:
-        self._runner.cancel()
-        if self.status == "running":
-            self._set(status="cancelled")
-
-    def wait(self, timeout: float | None = 600) -> "StabilityPane":
-        self._runner.wait(timeout)
-        return self
+        return self._start(self._work, self.image, self.model, request,
+                           dict(seeds=self.seeds, noise_repeats=self.noise_repeats,
+                                noise_sigma=self.noise_sigma, k_top_segments=self.k_top_segments))
 
     @param.depends("image", "model", watch=True)
     def _invalidate(self) -> None:
         self._runner.cancel()
         self._set(report=None, status="idle", progress=0.0, error="")
 
-    def _set(self, **values) -> None:
-        with param.edit_constant(self):
-            self.param.update(**values)
-
-    def _work(self, job: Job, image, model, request, options) -> None:
-        def progress(done: int, total: int) -> None:
-            self._runner.publish(job, lambda: self._set(progress=done / max(total, 1)))
-
-        try:
-            report = stability(image, load_model(model), methods=request["methods"],
-                               base_seed=request["seed"], settings=request["settings"],
-                               segmentation=request["segmentation"], segmentation_params=request["segmentation_params"],
-                               fill=request["fill"], progress=progress, cancel=job.cancel, **options)
-        except Cancelled:
-            return
-        except Exception as exc:  # shown in the pane; the app keeps going
-            # The message is made now: Python unbinds ``exc`` when the except block ends, before
-            # the event loop runs the published callback.
-            message = f"{type(exc).__name__}: {exc}"
-            self._runner.publish(job, lambda: self._set(status="error", error=message))
-            return
-        self._runner.publish(job, lambda: self._set(report=report, status="done", progress=1.0))
+    @staticmethod
+    def _work(job: Job, progress, image, model, request, options) -> dict:
+        report = stability(image, load_model(model), methods=request["methods"],
+                           base_seed=request["seed"], settings=request["settings"],
+                           segmentation=request["segmentation"], segmentation_params=request["segmentation_params"],
+                           fill=request["fill"], progress=progress, cancel=job.cancel, **options)
+        return {"report": report}
 
     # -- view ------------------------------------------------------------------------------
     def _table(self, report):
