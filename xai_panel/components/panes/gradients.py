@@ -18,7 +18,7 @@ import param
 
 from ...engine.results import paint
 from ...methods._gradients import GradientResult
-from .scores import ScorePane, score_overlay
+from .scores import ScorePane
 
 __all__ = ["GradientPane"]
 
@@ -37,7 +37,8 @@ class GradientPane(ScorePane):
     def _dependencies(self) -> dict:
         return {**super()._dependencies(), "view": self.param.view}
 
-    def _map(self, explanation, result) -> np.ndarray:
+    def map_of(self, explanation, result) -> np.ndarray:
+        """The pixel map, or its superpixel means painted (``view``)."""
         if self.view == "superpixels":
             return paint(explanation.segmentation.labels, np.asarray(result.values, np.float64))
         return np.asarray(result.heatmap, np.float64)
@@ -49,23 +50,9 @@ class GradientPane(ScorePane):
             return 1e-6
         memo = getattr(self, "_gradient_limit", None)
         if memo is None or memo[:2] != (results, self.view):
-            limit = max(float(np.max(np.abs(self._map(explanation, r)))) for r in results.values())
+            limit = max(float(np.max(np.abs(self.map_of(explanation, r)))) for r in results.values())
             memo = self._gradient_limit = (results, self.view, limit if limit > 0 else 1e-6)
         return memo[2]
-
-    def _draw(self, explanation, label, alpha, cmap, view):
-        values = self._map(explanation, self.results(explanation)[label])
-        return score_overlay(explanation.image, values, self.limit(explanation), cmap, alpha)
-
-    def tiles(self) -> list[tuple[str, np.ndarray | None]]:
-        """(caption, HxW map as drawn or None) per slot (notebooks, tests)."""
-        explanation = self.shown
-        results = self.results(explanation)
-        out = []
-        for slot, caption in enumerate(self._captions(explanation, self.marked)):
-            label = explanation.top[slot].index if caption else None
-            out.append((caption, self._map(explanation, results[label]) if label in results else None))
-        return out
 
     def _suffix(self, explanation, label):
         result = self.results(explanation)[label]

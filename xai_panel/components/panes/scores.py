@@ -50,15 +50,18 @@ class ScorePane(MethodPane):
             return 1e-6
         memo = getattr(self, "_limit_memo", None)  # (results, limit): asked once per tile and for the legend
         if memo is None or memo[0] is not results:
-            memo = self._limit_memo = (results, symmetric_limit(
-                score_map(explanation.segmentation.labels, r) for r in results.values()))
+            memo = self._limit_memo = (results, symmetric_limit(self.map_of(explanation, r) for r in results.values()))
         return memo[1]
 
     def _draw_key(self, explanation, **extra) -> tuple:
         return (*super()._draw_key(explanation, **extra), self.limit(explanation))
 
-    def _draw(self, explanation, label, alpha, cmap):
-        values = score_map(explanation.segmentation.labels, self.results(explanation)[label])
+    def map_of(self, explanation, result) -> np.ndarray:
+        """The HxW map drawn for one class's result: its per-superpixel scores, painted."""
+        return score_map(explanation.segmentation.labels, result)
+
+    def _draw(self, explanation, label, alpha, cmap, **_):
+        values = self.map_of(explanation, self.results(explanation)[label])
         return score_overlay(explanation.image, values, self.limit(explanation), cmap, alpha)
 
     def _legend(self, explanation, alpha=None, cmap="RdBu_r", **extra) -> str:
@@ -67,14 +70,13 @@ class ScorePane(MethodPane):
         return colorbar_html(colormaps[cmap], self.limit(explanation), f"{self.title} {self.legend_text}")
 
     def tiles(self) -> list[tuple[str, np.ndarray | None]]:
-        """(caption, HxW scores or None) per slot, as drawn now (notebooks, tests)."""
+        """(caption, HxW map as drawn, or None) per slot (notebooks, tests)."""
         explanation = self.shown
         results = self.results(explanation)
         out = []
         for slot, caption in enumerate(self._captions(explanation, self.marked)):
             label = explanation.top[slot].index if caption else None
-            values = score_map(explanation.segmentation.labels, results[label]) if label in results else None
-            out.append((caption, values))
+            out.append((caption, self.map_of(explanation, results[label]) if label in results else None))
         return out
 
     def _controls(self) -> list:
