@@ -98,3 +98,33 @@ def test_the_dashboards_store_comes_from_the_environment_or_is_reported(monkeypa
     monkeypatch.setenv("XAI_PANEL_STORE", str(tmp_path / "photo.sqlite"))
     store, problem = app.configured_store()
     assert store is None and "photo.sqlite is not an xai-panel store" in problem and "memory only" in problem
+
+
+def test_the_rehearsal_waits_while_a_visitors_job_runs(classifier):
+    """The warm-up's rehearsal yields to clicks: while a visitor's (foreground) job runs it makes no
+    model pass, and it carries on when the job ends."""
+    import threading
+    import time
+
+    from xai_panel.apps.frame import _yield_to_visitors, rehearse
+    from xai_panel.runtime.jobs import foreground
+
+    batches = []
+
+    def pause():
+        batches.append(classifier.forward_passes)
+        _yield_to_visitors()
+
+    done = threading.Event()
+    with foreground:  # a visitor's job is running
+        worker = threading.Thread(target=lambda: (rehearse(classifier, pause=pause), done.set()), daemon=True)
+        worker.start()
+        deadline = time.monotonic() + 120
+        while not batches and time.monotonic() < deadline:  # its first batch (the top classes) ran
+            time.sleep(0.05)
+        assert batches, "the rehearsal made no model pass"
+        passes = classifier.forward_passes
+        time.sleep(1.5)
+        assert classifier.forward_passes == passes and len(batches) == 1 and not done.is_set()
+    assert done.wait(300), "the rehearsal did not carry on after the visitor's job"
+    assert len(batches) > 1 and classifier.forward_passes > passes

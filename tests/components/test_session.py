@@ -178,3 +178,68 @@ def test_a_store_that_fails_loses_the_copy_not_the_result(folder, tmp_path, capl
     session.wait()
     assert session.status == "done" and session.error == "" and session.explanation.methods == ("lime", "shap")
     assert "explanation store failed" in caplog.text
+
+
+def test_gradcam_shows_from_the_fast_lane_while_the_compute_lane_is_busy(photos, classifier):
+    """A quick method (Grad-CAM) is computed with the top classes, not queued behind another
+    session's explanation in the compute lane, and is not computed again there."""
+    from .conftest import wait_until
+
+    busy = quick_session()
+    busy.settings.lime.num_samples = 3000  # holds the compute lane for a while
+    busy.source = photos["coffee"]
+    assert wait_until(lambda: busy.status == "explaining" and busy.running != "", 60)
+    settings = ExplainerSettings(settings={"lime": {"num_samples": 300}}, methods=["gradcam", "lime"],
+                                 segmentation="slic")
+    session = ExplanationSession(settings=settings, cache=MemoryCache(), metrics=[])
+    events = record(session, ("top", "explanation"))
+    try:
+        session.source = photos["chelsea"]
+        assert wait_until(lambda: session.explanation is not None and "gradcam" in session.explanation.methods, 60)
+        early = session.explanation
+        assert early.methods == ("gradcam",) and busy.status == "explaining"
+        assert session.pending == ["lime"]
+        assert [c.index for c in early.top] == [c.index for c in session.top]
+        gradcam = early.results["gradcam"][early.top[0].index]
+        assert gradcam.heatmap.shape == early.image.shape[:2] and gradcam.values.shape == (early.segmentation.n_segments,)
+        tops = [i for i, (n, v) in enumerate(events) if n == "top" and v]
+        first = next(i for i, (n, v) in enumerate(events) if n == "explanation" and v is not None)
+        assert tops[0] < first  # the top classes still go out first
+    finally:
+        busy.cancel()
+    session.wait()
+    assert session.status == "done" and set(session.explanation.methods) == {"gradcam", "lime"}
+    # The compute lane kept the fast lane's Grad-CAM: the same result, not a second computation.
+    assert session.explanation.results["gradcam"] is early.results["gradcam"]
+    assert session.explanation.costs["gradcam"] == early.costs["gradcam"]
+    assert session.timings["top"] <= session.timings["gradcam"] <= session.timings["lime"]
+    # Every partial explanation after the early one kept Grad-CAM (the pane never blanks).
+    later = [v for n, v in events if n == "explanation" and v is not None]
+    assert all("gradcam" in e.methods for e in later)
+
+
+def test_a_model_without_gradients_leaves_gradcam_to_the_compute_lane_which_says_why(photos, tmp_path):
+    """An ONNX file has no gradients: the fast lane skips Grad-CAM, the compute lane reports the
+    refusal (the pane's note) and LIME still runs."""
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool, self.fc = torch.nn.AdaptiveAvgPool2d(1), torch.nn.Linear(3, 1000)
+
+        def forward(self, x):
+            return self.fc(self.pool(x).flatten(1))
+
+    path = tmp_path / "tiny.onnx"
+    torch.onnx.export(Tiny(), torch.zeros(1, 3, 224, 224), str(path), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "batch"}})
+    settings = ExplainerSettings(settings={"lime": {"num_samples": 60}}, methods=["gradcam", "lime"],
+                                 segmentation="slic")
+    session = ExplanationSession(settings=settings, cache=MemoryCache(), metrics=[], model=str(path))
+    session.source = photos["chelsea"]
+    session.wait()
+    assert session.status == "done" and session.error == ""
+    assert session.explanation.methods == ("lime",)
+    assert "needs a torch model" in session.method_errors["gradcam"]
+    assert session.explanation.refused == ("gradcam",)

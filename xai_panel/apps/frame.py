@@ -24,7 +24,7 @@ from ..components.widgets.gallery import ALL, Gallery
 from ..components.widgets.settings import ExplainerSettings
 from ..config import config
 from ..data import Dataset, DatasetError, open_dataset
-from ..runtime.jobs import classifier, executor, stopping
+from ..runtime.jobs import classifier, executor, foreground, stopping
 
 __all__ = ["DATA_ENV", "MODEL_ENV", "SETTINGS_ENV", "configured_model", "configured_dataset", "configured_settings",
            "UrlState", "configured_store", "warm_up", "lazy_card", "notify", "page", "follow", "CSS", "LocalFast",
@@ -172,7 +172,7 @@ def warm_up(model: str):
         loaded = classifier(model)
         loaded.warm_up()
         try:
-            rehearse(loaded, cancel=stopping)
+            rehearse(loaded, cancel=stopping, pause=_yield_to_visitors)
         except Cancelled:  # the server is stopping
             return
         gc.collect()
@@ -185,6 +185,12 @@ def warm_up(model: str):
         if future is None or (future.done() and future.exception() is not None):
             future = _warmed[model] = executor().submit(job)
         return future
+
+
+def _yield_to_visitors() -> None:
+    """Wait (the warm-up's thread) while a visitor's job runs, until the server stops."""
+    while not stopping.is_set() and not foreground.wait_idle(timeout=0.5):
+        pass
 
 
 _warmed: dict = {}
@@ -201,13 +207,15 @@ def _runs_on(explainer, loaded) -> bool:
         return False
 
 
-def rehearse(loaded, cancel=None) -> None:
+def rehearse(loaded, cancel=None, pause=None) -> None:
     """One tiny explanation with every method, so that the first visitor's does not pay the
     first-call costs: shap's Partition explainer compiles its numba kernels on first use
     (measured: 5-8 s, during which the first SHAP pane waited), and alibi, lime and
     scikit-learn build their first objects. Six superpixels of a synthetic image: a few
     hundred model passes, in the background at server start. ``cancel`` (an Event) stops it
-    between model batches."""
+    between model batches; ``pause()`` is called after each batch (the server's warm-up
+    passes one that waits while a visitor's job runs, so a click that comes during the
+    warm-up shares the cores with no rehearsal batch)."""
     from ..engine.pipeline import explain
     from ..methods.base import registry
 
@@ -217,7 +225,8 @@ def rehearse(loaded, cancel=None) -> None:
     methods = {m: cls for m, cls in registry().items() if _runs_on(cls(**cls.rehearsal), loaded)}
     explain(image, loaded, methods=tuple(methods), top_k=2, segmentation="grid",
             segmentation_params={"rows": 2, "cols": 3},
-            settings={m: dict(cls.rehearsal) for m, cls in methods.items()}, cancel=cancel)
+            settings={m: dict(cls.rehearsal) for m, cls in methods.items()}, cancel=cancel,
+            progress=None if pause is None else (lambda _method, _done, _total: pause()))
 
 
 def lazy_card(content, title: str, **params) -> pn.Card:

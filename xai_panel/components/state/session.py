@@ -26,10 +26,11 @@ import param
 
 from ...data import ImageError, ImageRecord, image_hash, load_image
 from ...engine.perturbation import Cancelled
+from ...engine.pipeline import explain
 from ...engine.request import ExplainRequest
 from ...engine.results import ClassScore, Explanation
 from ...engine.service import ExplanationService, MethodsFailed
-from ...methods.base import available_methods
+from ...methods.base import available_methods, make_explainer, method_class
 from ...metrics.trust import METRICS, check_metrics
 from ...models import ModelError
 from ...models.classifier import top_k_of
@@ -245,14 +246,55 @@ class ExplanationSession(pn.viewable.Viewer):
         self._publish(job, explanation=None)
         if not methods:
             return
+        try:
+            early = self._quick(job, view, classifier, wanted, explainers, timings)
+        except Cancelled:
+            return
         with self._lanes:  # hand over to the compute lane, unless a newer request came meanwhile
             if not self._runner.is_current(job):
                 return
             try:
                 self._compute.start(self._compute_work, view, classifier, service, wanted, explainers, timings,
-                                    job.started, digest, source if isinstance(source, ImageRecord) else None)
+                                    job.started, digest, source if isinstance(source, ImageRecord) else None, early)
             except ServerBusy as exc:
                 self._publish(job, status="error", error=str(exc), pending=[])
+
+    def _quick(self, job: Job, view, classifier, request: ExplainRequest, explainers: dict,
+               timings: dict) -> Explanation | None:
+        """The request's quick methods (``Explainer.quick``: Grad-CAM, one forward and one backward
+        pass) computed here in the fast lane and published at once, so a click shows an
+        explanation right after its top classes instead of after the compute lane's admission
+        and the perturbation methods' set-up; the compute lane then runs only the rest. A method
+        the classifier refuses (an ONNX file has no gradients) or that fails is left to the
+        compute lane, which reports it with the others."""
+        kwargs = request.explain_kwargs()
+        settings = {m: explainers.get(m, kwargs["settings"][m]) for m in kwargs["methods"]}
+        quick = []
+        for m in kwargs["methods"]:
+            if not method_class(m).quick:
+                continue
+            try:
+                make_explainer(m, settings[m]).check(classifier)
+            except ModelError:
+                continue
+            quick.append(m)
+        if not quick:
+            return None
+        try:
+            early = explain(view, classifier, methods=quick, top_k=kwargs["top_k"], seed=kwargs["seed"],
+                            segmentation=kwargs["segmentation"], segmentation_params=kwargs["segmentation_params"],
+                            fill=kwargs["fill"], settings={m: settings[m] for m in quick}, cancel=job.cancel)
+        except Cancelled:
+            raise
+        except Exception:  # the compute lane runs it again and reports the failure with the others
+            _log.exception("the quick methods failed in the fast lane")
+            return None
+        for m in quick:
+            timings[m] = job.elapsed()
+        remaining = [m for m in request.methods if m not in early.costs]
+        self._publish(job, explanation=early, pending=remaining, running=remaining[0] if remaining else "",
+                      timings=dict(timings))
+        return early
 
     @staticmethod
     def _request(model_id: str, request: dict) -> ExplainRequest:
@@ -263,10 +305,10 @@ class ExplanationSession(pn.viewable.Viewer):
 
     def _compute_work(self, job: Job, view, classifier, service: ExplanationService, request: ExplainRequest,
                       explainers: dict, timings: dict, started: float, digest: str,
-                      record: ImageRecord | None) -> None:
+                      record: ImageRecord | None, early: Explanation | None = None) -> None:
         job.started = started  # timings count from the click, not from the admission
         methods = list(request.methods)
-        shown: set[str] = set()
+        shown: set[str] = set(early.costs) & set(methods) if early is not None else set()
         last = [0.0]
         names = set(available_methods())
 
@@ -290,7 +332,7 @@ class ExplanationSession(pn.viewable.Viewer):
             # Kept in the memory cache even if another image was asked for meanwhile: finished
             # work is not lost. Stored only after the page has it (below).
             result = service.compute(view, classifier, request, image_hash=digest, explainers=explainers,
-                                     record=record, write="none", progress=progress, cancel=job.cancel,
+                                     stored=early, record=record, write="none", progress=progress, cancel=job.cancel,
                                      on_method=on_method, preview=int(self.preview))
         except Cancelled:
             return
