@@ -35,6 +35,10 @@ The page also notes when each message from the server arrives: "1st msg" and "la
 (the last one before the final mark) split a click into the server's share and the
 browser's (everything after the last message), "MB in" is what the page received.
 
+After the runs, classic LIME (``explain_instance`` with its defaults, torch eager) on the cat
+photo in a fresh process gives a yardstick of the machine's speed in the same run
+(``--no-yardstick`` skips it).
+
 Goals: top-5 < 0.5 s, first pane (Grad-CAM's, issue #13) < 0.3 s and LIME's first tiles (its
 preview) < 1.5 s on a cold visit (the first click is held to the same goals and reported
 apart), everything < 0.2 s on a revisit. Machines are shared
@@ -314,6 +318,9 @@ def main(argv=None) -> int:
         "ms between checks of the page on first and cold visits (0: every animation frame). Checking every frame "
         "walks the whole page 60 times a second, which on 2 cores takes CPU from the server it measures; revisits "
         "are always checked every frame"))
+    parser.add_argument("--no-yardstick", action="store_true", help=(
+        "skip classic LIME's time on the cat photo (fresh process, after the runs), the yardstick the panes' "
+        "seconds are read against"))
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         sys.exit(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
@@ -376,12 +383,39 @@ def main(argv=None) -> int:
               f"page errors: {len(page_errors)}  server log errors: {len(errors)}",
               *[f"  page: {e[:200]}" for e in page_errors[:5]], *[f"  server: {e[:200]}" for e in errors[:5]],
               *([f"warning: consecutive clicks with the same top five (stale panes could pass): {same}"] if same else []),
-              f"after: {machine()}"]
+              f"after: {machine()}", *([] if args.no_yardstick else [yardstick()])]
     print(*lines[5:], sep="\n")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as out:
         out.write("\n".join(lines) + "\n\n")
     return 0 if all("error" not in r for r in rows) else 1
+
+
+YARDSTICK = """
+import sys, time
+from skimage import data
+from lime.lime_image import LimeImageExplainer
+from xai_panel.models import load_classifier
+clf = load_classifier(backend="torch")
+view = clf.prepare(data.chelsea())
+fn = lambda x: clf.predict_proba(x, batch_size=len(x))
+t0 = time.perf_counter()
+LimeImageExplainer(random_state=0).explain_instance(view, fn, top_labels=5, num_samples=1000, batch_size=10,
+                                                    random_seed=0)
+print(f"{time.perf_counter() - t0:.2f}")
+"""
+
+
+def yardstick() -> str:
+    """Classic LIME (lime's ``explain_instance``, its defaults: quickshift, 1000 samples, batch 10, torch
+    eager) on the cat photo, in a fresh process of the same run: the machine's speed drifts between days,
+    so the panes' seconds are read against this."""
+    try:
+        out = subprocess.run([sys.executable, "-c", YARDSTICK], cwd=ROOT, capture_output=True, text=True,
+                             timeout=900, check=True)
+        return f"yardstick, same run: classic LIME (explain_instance, 1000 samples, torch eager) {out.stdout.strip()} s"
+    except (subprocess.SubprocessError, OSError) as exc:
+        return f"yardstick: classic LIME could not run ({exc})"
 
 
 def _fmt(x) -> str:
