@@ -47,7 +47,8 @@ def setup(labelled, tmp_path, classifier):
     settings = ExplainerSettings.from_dict(BUDGET)
     gallery = Gallery(dataset=open_dataset(labelled), store=store)
     gallery.wait_predictions().wait()
-    grid = LabelGrid(gallery=gallery, settings=settings, store=store, metrics=["faithfulness"])
+    grid = LabelGrid(gallery=gallery, settings=settings, store=store, metrics=["faithfulness"],
+                     metric_settings={"steps": 4, "random_orders": 1})
     return gallery, grid, store, settings
 
 
@@ -85,7 +86,7 @@ def test_a_hidden_grid_reads_nothing_and_an_open_one_shows_the_label(setup):
     assert grid.items() == [] and grid.label == ""  # not opened: nothing drawn, no store read
     grid.active = True
     grid.wait()
-    assert grid.label == "tabby" and grid.records == [CAT_B, TABBY]
+    assert grid.label == "tabby" and grid.records == [TABBY, CAT_B]
     assert [c["detail"] for c in grid.items()] == ["not explained yet"] * 2
     gallery.label = "golden retriever"
     grid.wait()
@@ -120,7 +121,7 @@ def test_cards_carry_the_stored_maps_and_explain_computes_only_what_is_missing(s
     after = created(store)
     assert set(before) < set(after) and len(after) == 2
     assert after[next(iter(before))] == before[next(iter(before))]  # the stored image was not recomputed
-    assert "1 of 2 images explained" in grid.message
+    assert "1 of 2 images explained and stored, 1 measured" in grid.message  # the stored one lacked faithfulness
     wait_until(lambda: "deletion" in cards(grid)[CAT_B]["detail"])
     filled = cards(grid)[CAT_B]
     assert filled["detail"].startswith("deletion ") and filled["src"].startswith("data:image/jpeg")

@@ -92,7 +92,8 @@ class _Plan:
     metrics: list
     metric_settings: dict
     position: int = 0
-    computed: list[str] = field(default_factory=list)
+    computed: list[str] = field(default_factory=list)  # images whose explanations were computed
+    measured: list[str] = field(default_factory=list)  # images only measured (their explanations were stored)
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -453,7 +454,8 @@ class LabelGrid(pn.viewable.Viewer):
         except (ImageError, OSError) as exc:
             plan.failed[record.id] = str(exc)
             return False
-        stored = service.lookup(digest, request, plan.explainers, partial=True)
+        # From the store itself, not the memory cache: the store is what the grid shows and what is filled.
+        stored = ExplanationService(store=self.store).lookup(digest, request, plan.explainers, partial=True)
         missing = stored is None or not set(request.methods) <= set(stored.costs)
         unmeasured = "faithfulness" in plan.metrics and (
             stored is None or any(m not in stored.faithfulness for m in ranked_methods(stored)))
@@ -491,7 +493,7 @@ class LabelGrid(pn.viewable.Viewer):
         errors = {m: why for m, why in result.errors.items() if m not in result.refused}  # refusals: said per click
         if errors:
             plan.failed[record.id] = "; ".join(f"{method_label(m)}: {why}" for m, why in errors.items())
-        plan.computed.append(record.id)
+        (plan.computed if missing else plan.measured).append(record.id)
         self._show(job, record, digest, request, result)
         return True
 
@@ -515,11 +517,12 @@ class LabelGrid(pn.viewable.Viewer):
     @staticmethod
     def _summary(plan: _Plan) -> str:
         computed, total = len(plan.computed), len(plan.records)
-        if not computed:
+        measured = len(plan.measured)
+        if not computed and not measured:
             text = f"{plan.label}: every image was explained already; nothing computed."
         else:
             text = f"{plan.label}: {computed} of {total} image{'s' if total != 1 else ''} explained and stored" + (
-                "." if computed == total else f"; the other {total - computed} were stored already.")
+                f", {measured} measured (their explanations were stored)" if measured else "") + "."
         if plan.failed:
             text += " Failed: " + "; ".join(f"{i}: {why}" for i, why in plan.failed.items())
         return text
