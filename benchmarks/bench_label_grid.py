@@ -58,8 +58,8 @@ def main() -> None:
     n = args.images + 3 * args.clicks  # the label, then photos only clicked (never explained)
     label = tmp / "data" / "sample"
     label.mkdir(parents=True)
-    for src in files[:: max(1, len(files) // n)][:n]:
-        shutil.copyfile(src, label / src.name)
+    for k, src in enumerate(files[:: max(1, len(files) // n)][:n]):  # renamed: a wnid in the name is a label
+        shutil.copyfile(src, label / f"photo-{k:03d}.jpg")
     dataset = open_dataset(tmp / "data")
     store = ExplanationStore(tmp / "store.sqlite")
     pool = next(m for m, c in registry().items() if c.defines_pool)

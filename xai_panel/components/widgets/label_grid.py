@@ -38,7 +38,7 @@ from ...engine.perturbation import Cancelled
 from ...engine.request import ExplainRequest
 from ...engine.results import Explanation
 from ...engine.service import ExplanationService, MethodsFailed
-from ...methods.base import method_label
+from ...methods.base import available_methods, method_label
 from ...metrics.trust import METRICS
 from ...render.thumbnails import PLACEHOLDER, ThumbnailStore
 from ...render.tiles import encode
@@ -204,7 +204,7 @@ class LabelGrid(pn.viewable.Viewer):
     @param.depends("settings.request", watch=True)
     def _methods(self) -> None:
         requested = self.settings.request.get("methods", ()) if self.settings is not None else ()
-        options = {method_label(m): m for m in requested if pane_class(m) is not None}
+        options = {method_label(m): m for m in available_methods() if m in requested and pane_class(m) is not None}
         if options != self.param.method.names:
             self.param.method.objects = options
         if self.method not in options.values():
@@ -412,7 +412,7 @@ class LabelGrid(pn.viewable.Viewer):
 
     def _explain_work(self, job: Job, plan: _Plan) -> None:
         """Go through the plan's images from where it stopped; after one image computed, hand the
-        lane over to the next job (behind any click's explanation that came meanwhile)."""
+        lane over to the next job (queued behind any click's explanation that came meanwhile)."""
         try:
             classifier = load_model(plan.model)
             request = self._request(plan.request, plan.top_k)
@@ -436,8 +436,9 @@ class LabelGrid(pn.viewable.Viewer):
             done = plan.position
             self._explainer.publish(job, lambda: self._set(done=done, progress=done / len(plan.records)))
             if computed and plan.position < len(plan.records):
-                if self._explainer.is_current(job):
-                    self._continue(plan)
+                # Started from the event loop, after this job's updates: a job's updates that are
+                # still waiting are dropped once a next job is current.
+                self._explainer.publish(job, lambda: self._continue(plan))
                 return
         self._explainer.publish(job, lambda: self._set(status="done", current="", progress=1.0,
                                                        message=self._summary(plan)))
