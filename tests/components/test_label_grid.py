@@ -203,3 +203,20 @@ def test_cancelling_mid_way_keeps_what_finished(setup):
         assert kept in (1, 2) and "Cancelled" in grid.message
     grid.wait()
     assert len(store.results()) == kept  # nothing more arrives after the cancel
+
+
+def test_a_large_label_pages(tmp_path, shared_sample, classifier):
+    root = tmp_path / "many" / "n02123045"
+    root.mkdir(parents=True)
+    for k in range(6):
+        shutil.copy(shared_sample / "n02123045_tabby.JPEG", root / f"copy-{k}.JPEG")
+    store = ExplanationStore(tmp_path / "store.sqlite")
+    gallery = Gallery(dataset=open_dataset(root.parent), store=store, label="tabby", predict=False)
+    grid = LabelGrid(gallery=gallery, settings=ExplainerSettings.from_dict(BUDGET), store=store, page_size=4,
+                     active=True)
+    grid.wait()
+    assert grid.page_count == 2 and list(cards(grid)) == [f"n02123045/copy-{k}.JPEG" for k in range(4)]
+    grid.page = 2
+    grid.wait()
+    assert list(cards(grid)) == ["n02123045/copy-4.JPEG", "n02123045/copy-5.JPEG"]
+    assert len(store.file_hashes([root / f"copy-{k}.JPEG" for k in range(6)])) == 6  # hashed once, remembered
