@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_panel.components import ExplainerSettings, Gallery
+from xai_panel.components import ALL, ExplainerSettings, Gallery
 from xai_panel.components.widgets.label_grid import LabelGrid, stored_result
 from xai_panel.data import image_hash, load_image, open_dataset
 from xai_panel.engine.service import ExplanationService
@@ -91,6 +91,10 @@ def test_a_hidden_grid_reads_nothing_and_an_open_one_shows_the_label(setup):
     gallery.label = "golden retriever"
     grid.wait()
     assert list(cards(grid)) == [DOG]
+    gallery.label = ALL  # all images: the selected image's label
+    gallery.select(TABBY)
+    grid.wait()
+    assert grid.label == "tabby" and list(cards(grid)) == [TABBY, CAT_B]
 
 
 def test_cards_carry_the_stored_maps_and_explain_computes_only_what_is_missing(setup, classifier):
