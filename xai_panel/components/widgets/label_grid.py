@@ -5,9 +5,9 @@ of every image of that label*. ``LabelGrid`` shows the gallery's label (true or 
 the gallery groups; with "All images", the selected image's label) a page at a time. Each card
 is the chosen method's map for the image's predicted class (or the label's class), read from
 the store without recomputing and drawn by the method's own pane class (the same overlay and
-colour scale as its card), with the class's probability and, when stored, its faithfulness
-(deletion and insertion AUC). Clicking a card selects the image in the gallery, so the detail
-panes show it.
+colour scale as its card: a score method's scale spans that image's classes), with the class's
+probability and, when stored, its faithfulness (deletion and insertion AUC). Clicking a card
+selects the image in the gallery, so the detail panes show it.
 
 ``explain_label`` computes what the store lacks for the label's images: every method the
 settings request (what a click would compute, so the detail panes then open from the store)
