@@ -67,3 +67,16 @@ def test_the_timing_pane_counts_forward_and_backward_passes(explanation):
     assert rows["integrated_gradients"]["backward_passes"] == 3 * 16 and rows["lime"]["backward_passes"] == 0
     table = TimingPane(explanation=explanation)._table(explanation, {}, False)
     assert "<th>backward passes</th>" in table and "<td>48</td>" in table
+
+
+def test_another_explanation_of_the_same_classes_gets_its_own_scale(explanation):
+    """Two images with the same top classes (the label grid draws a label's images one after the
+    other with one pane): the scale follows the new results, compared by identity, not by value."""
+    from dataclasses import replace
+
+    doubled = {label: replace(r, heatmap=r.heatmap * 2) for label, r in explanation.gradcam.items()}
+    other = replace(explanation, results={**explanation.results, "gradcam": doubled})
+    pane = GradientPane(method="gradcam", explanation=explanation, slots=3)
+    first = pane.limit(explanation)
+    assert pane.limit(other) == pytest.approx(2 * first)
+    assert pane.limit(explanation) == pytest.approx(first)

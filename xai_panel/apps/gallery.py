@@ -15,6 +15,7 @@ from ..components.panes.image import ImagePane
 from ..components.panes.top_classes import TopClasses
 from ..components.state.session import ExplanationSession
 from ..components.widgets.gallery import Gallery
+from ..components.widgets.label_grid import LabelGrid
 from ..components.widgets.settings import ExplainerSettings, fast_settings
 from .frame import (
     UrlState,
@@ -35,8 +36,8 @@ __all__ = ["gallery_app"]
 
 
 def gallery_app():
-    """The gallery page: labels and thumbnails, the selected image's top classes, every
-    method's explanation, its cost and its stability."""
+    """The gallery page: labels and thumbnails, the selected image's top classes, the label at a
+    glance (built when opened), every method's explanation, its cost and its stability."""
     extension()
     dataset, problem = configured_dataset()
     model = configured_model()
@@ -50,6 +51,11 @@ def gallery_app():
     top = TopClasses.from_session(
         session, true_label=pn.bind(lambda record: record.label if record else None, gallery.param.selected_record))
     image = ImagePane(image=session.param.image, title=session.param.image_name)
+    label_grid = LabelGrid(gallery=gallery, settings=settings, store=store, top_k=session.top_k,
+                           metrics=session.metrics, metric_settings=session.metric_settings)
+    at_a_glance = lazy_card(label_grid, "Label at a glance · every image of the label, explained",
+                            css_classes=["xp-card-label"], sizing_mode="stretch_width", margin=(6, 6))
+    at_a_glance.param.watch(lambda event: setattr(label_grid, "active", not event.new), "collapsed")
     UrlState(gallery=gallery)
     for text in (settings_problem, store_problem, *config_problems()):
         notify(text)
@@ -70,6 +76,7 @@ def gallery_app():
                         **CARD),
                 sizing_mode="stretch_width",
             ),
+            at_a_glance,
             *explanation_cards(session, settings, top),
         ],
     )

@@ -21,6 +21,7 @@ from .panes.timing import TimingPane
 from .panes.top_classes import TopClasses
 from .state.session import ExplanationSession
 from .widgets.gallery import ALL, UNLABELLED, Gallery
+from .widgets.label_grid import LabelGrid
 from .widgets.model_selector import SUGGESTED_MODELS, ModelSelector
 from .widgets.settings import FAST_SETTINGS, ExplainerSettings
 from .widgets.thumbgrid import ThumbnailGrid
@@ -28,7 +29,8 @@ from .widgets.upload import ImageUpload
 
 __all__ = [
     "ALL", "UNLABELLED", "AnchorPane", "MethodPane", "ExplainerSettings", "ExplanationCache", "ExplanationSession",
-    "FAST_SETTINGS", "Gallery", "GradientPane", "ImagePane", "ImageUpload", "JobRunner", "LimePane", "MemoryCache",
+    "FAST_SETTINGS", "Gallery", "GradientPane", "ImagePane", "ImageUpload", "JobRunner", "LabelGrid", "LimePane",
+    "MemoryCache",
     "ModelSelector", "SUGGESTED_MODELS", "ScorePane", "ShapPane", "method_pane", "pane_class",
     "StabilityPane", "ThumbnailGrid", "TimingPane", "TopClasses", "default_cache",
     "set_default_cache",

@@ -229,6 +229,14 @@ class MethodPane(pn.viewable.Viewer):
             captions.append(tile_title(slot + 1, score.name, score.index == selected, suffix))
         return captions
 
+    def picture(self, explanation: Explanation, label: int) -> np.ndarray:
+        """``label``'s HxWx3 image as this pane draws it now (its display settings), for other views
+        of the same results (the label grid); ``picture_key`` is what it depends on besides the result."""
+        return self._draw(explanation, label, **self._extra())
+
+    def picture_key(self, explanation: Explanation) -> tuple:
+        return (self.method, self._draw_key(explanation, **self._extra()))
+
     def _url(self, explanation: Explanation, label: int, **extra) -> str:
         result = self.results(explanation)[label]
         refs = (explanation.image, explanation.segmentation.labels, result)

@@ -49,7 +49,7 @@ class GradientPane(ScorePane):
         if not results:
             return 1e-6
         memo = getattr(self, "_gradient_limit", None)
-        if memo is None or memo[:2] != (results, self.view):
+        if memo is None or memo[0] is not results or memo[1] != self.view:  # by identity: results hold arrays
             limit = max(float(np.max(np.abs(self.map_of(explanation, r)))) for r in results.values())
             memo = self._gradient_limit = (results, self.view, limit if limit > 0 else 1e-6)
         return memo[2]

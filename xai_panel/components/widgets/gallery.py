@@ -154,6 +154,11 @@ class Gallery(pn.viewable.Viewer):
         if pn.state.notifications is not None:
             pn.state.notifications.warning(text, duration=6000)
 
+    def label_of(self, record: ImageRecord) -> str | None:
+        """The label ``record`` is grouped under now: its true label, or its predicted class (None while
+        not predicted yet)."""
+        return self._label_of(record)
+
     def _label_of(self, record: ImageRecord) -> str | None:
         if self.group_by == "label":
             return record.label_name if record.label_name is not None else UNLABELLED

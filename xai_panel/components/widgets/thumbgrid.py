@@ -15,9 +15,11 @@ __all__ = ["ThumbnailGrid"]
 
 
 class ThumbnailGrid(JSComponent):
-    """Cards ``{id, src, caption, badge, status, tooltip}``; a click sets ``clicked`` (an event)."""
+    """Cards ``{id, src, caption, badge, status, tooltip}`` (and an optional ``detail`` line under the
+    badge); a click sets ``clicked`` (an event)."""
 
-    items = param.List(default=[], doc="Cards to show: dicts with id, src, caption, badge, status, tooltip.")
+    items = param.List(default=[], doc=(
+        "Cards to show: dicts with id, src, caption, badge, status, tooltip and optionally detail."))
     selected = param.String(default="", doc="Id of the card drawn as selected.")
     size = param.Integer(default=112, bounds=(48, 320), doc="Thumbnail side in CSS pixels.")
     empty_text = param.String(default="No images.", doc="Shown when there are no cards.")
@@ -65,6 +67,12 @@ class ThumbnailGrid(JSComponent):
             badge.textContent = item.badge;
             card.append(badge);
           }
+          if (item.detail) {
+            const detail = document.createElement("div");
+            detail.className = "xp-detail";
+            detail.textContent = item.detail;
+            card.append(detail);
+          }
           card.addEventListener("click", () => {
             model.send_msg({ id: item.id });
           });
@@ -109,6 +117,10 @@ class ThumbnailGrid(JSComponent):
     }
     .xp-badge {
       font-size: 11px; max-width: var(--xp-size); padding: 1px 6px; border-radius: 999px;
+      white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+    }
+    .xp-detail {
+      font-size: 11px; color: #4b5563; max-width: var(--xp-size); font-variant-numeric: tabular-nums;
       white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
     }
     .xp-badge.match { background: #dcfce7; color: #166534; }
