@@ -195,7 +195,8 @@ def test_gradcam_shows_from_the_fast_lane_while_the_compute_lane_is_busy(photos,
     events = record(session, ("top", "explanation"))
     try:
         session.source = photos["chelsea"]
-        assert wait_until(lambda: session.explanation is not None and "gradcam" in session.explanation.methods, 60)
+        assert wait_until(lambda: session.explanation is not None and "gradcam" in session.explanation.methods
+                          and session.explanation.segmentation.algorithm == "slic", 60)
         early = session.explanation
         assert early.methods == ("gradcam",) and busy.status == "explaining"
         assert session.pending == ["lime"]
@@ -209,13 +210,69 @@ def test_gradcam_shows_from_the_fast_lane_while_the_compute_lane_is_busy(photos,
         busy.cancel()
     session.wait()
     assert session.status == "done" and set(session.explanation.methods) == {"gradcam", "lime"}
-    # The compute lane kept the fast lane's Grad-CAM: the same result, not a second computation.
-    assert session.explanation.results["gradcam"] is early.results["gradcam"]
+    # The compute lane kept the fast lane's Grad-CAM: the same maps, not a second computation.
+    final = session.explanation.results["gradcam"]
+    assert all(final[c].heatmap is early.results["gradcam"][c].heatmap for c in final)
     assert session.explanation.costs["gradcam"] == early.costs["gradcam"]
+    assert session.explanation.segmentation is early.segmentation  # the fast lane's superpixels, not segmented again
     assert session.timings["top"] <= session.timings["gradcam"] <= session.timings["lime"]
     # Every partial explanation after the early one kept Grad-CAM (the pane never blanks).
     later = [v for n, v in events if n == "explanation" and v is not None]
     assert all("gradcam" in e.methods for e in later)
+
+
+def test_gradcam_maps_go_out_before_the_image_is_segmented(photos, classifier):
+    """The first explanation a click publishes is Grad-CAM's pixel maps on a one-superpixel
+    placeholder (no segmentation needed); the same maps with their superpixel means follow,
+    before any perturbation method. Ordering from the session's events, not from timing."""
+    from xai_panel.components.state.session import PLACEHOLDER_SEGMENTATION
+    from xai_panel.methods._gradients import superpixel_means
+
+    settings = ExplainerSettings(settings={"lime": {"num_samples": 60}}, methods=["gradcam", "lime"],
+                                 segmentation="slic")
+    session = ExplanationSession(settings=settings, cache=MemoryCache(), metrics=[], preview=0)
+    events = record(session, ("top", "explanation"))
+    session.source = photos["coffee"]
+    session.wait()
+    assert session.status == "done", session.error
+    shown = [v for n, v in events if n == "explanation" and v is not None]
+    first, second = shown[0], shown[1]
+    assert first.methods == ("gradcam",) and first.segmentation.algorithm == PLACEHOLDER_SEGMENTATION
+    assert first.segmentation.n_segments == 1
+    assert second.methods == ("gradcam",) and second.segmentation.algorithm == "slic"
+    assert second.segmentation.n_segments > 10
+    assert second.settings["segmentation"] == "slic"
+    for c, r in second.results["gradcam"].items():
+        assert r.heatmap is first.results["gradcam"][c].heatmap  # the maps are not computed twice
+        np.testing.assert_allclose(r.values, superpixel_means(second.segmentation.labels, r.heatmap))
+    assert all(e.segmentation is second.segmentation for e in shown[2:])  # LIME ran on the same superpixels
+    assert "lime" in shown[-1].methods
+    # Stored and cached with the real superpixels: a revisit shows the finished result.
+    again = ExplanationSession(settings=settings, cache=session.cache, metrics=[])
+    again.source = photos["coffee"]
+    again.wait()
+    assert again.from_cache and again.explanation.segmentation.algorithm == "slic"
+
+
+def test_the_superpixel_view_shows_the_pixel_map_until_the_image_is_segmented(photos, classifier):
+    """A Grad-CAM pane set to its superpixel view draws the pixel map of the placeholder
+    explanation (not one flat colour), and the superpixel means once they come."""
+    from dataclasses import replace
+
+    from xai_panel.components import GradientPane
+    from xai_panel.components.state.session import PLACEHOLDER_SEGMENTATION
+    from xai_panel.engine.pipeline import explain
+    from xai_panel.engine.results import Segmentation
+
+    real = explain(photos["coffee"], classifier, methods=("gradcam",), top_k=2, segmentation="slic")
+    placeholder = replace(real, segmentation=Segmentation(np.zeros_like(real.segmentation.labels),
+                                                          PLACEHOLDER_SEGMENTATION))
+    pane = GradientPane(method="gradcam", explanation=placeholder, view="superpixels")
+    label = real.top[0].index
+    heatmap = real.results["gradcam"][label].heatmap
+    np.testing.assert_array_equal(pane.map_of(placeholder, real.results["gradcam"][label]), heatmap)
+    painted = pane.map_of(real, real.results["gradcam"][label])
+    assert len(np.unique(painted)) == len(np.unique(real.results["gradcam"][label].values)) > 10
 
 
 def test_a_model_without_gradients_leaves_gradcam_to_the_compute_lane_which_says_why(photos, tmp_path):

@@ -23,7 +23,7 @@ import numpy as np
 
 from .perturbation import Cancelled
 from .request import ExplainRequest, digest
-from .results import Explanation
+from .results import Explanation, Segmentation
 
 if TYPE_CHECKING:  # the store depends on the engine, not the other way round
     from ..store.sqlite import ExplanationStore
@@ -155,6 +155,7 @@ class ExplanationService:
         cancel=None,
         on_method: Callable[[Explanation], None] | None = None,
         preview: int = 0,
+        segments: Segmentation | None = None,
     ) -> Explanation:
         """Run the requested methods ``stored`` lacks; every failure is isolated.
 
@@ -164,7 +165,9 @@ class ExplanationService:
         ``write="each"`` stores each method as it finishes (a cancelled run keeps what it
         finished); ``"end"`` stores the whole result at the end, after the last
         ``on_method``; ``"none"`` leaves it to the caller (``keep``), e.g. after the page
-        has the result. ``Cancelled`` propagates; when every method fails (and nothing was
+        has the result. ``segments``: the image's superpixels for the request's segmentation,
+        already computed (e.g. by the dashboards' fast lane), instead of segmenting again.
+        ``Cancelled`` propagates; when every method fails (and nothing was
         stored) ``MethodsFailed`` says why, and a failure before any method ran (decoding,
         the model) propagates as it is.
         """
@@ -207,7 +210,7 @@ class ExplanationService:
                 explain(image, classifier, methods=todo, top_k=kwargs["top_k"], seed=kwargs["seed"],
                         segmentation=kwargs["segmentation"], segmentation_params=kwargs["segmentation_params"],
                         fill=kwargs["fill"], settings={m: settings[m] for m in todo}, progress=progress,
-                        cancel=cancel, on_method=finished, preview=int(preview))
+                        cancel=cancel, on_method=finished, preview=int(preview), segments=segments)
                 break
             except Cancelled:
                 raise

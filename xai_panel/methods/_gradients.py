@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -31,7 +31,7 @@ import numpy as np
 from ..engine.results import ScoreResult
 from .base import Explainer
 
-__all__ = ["GradientExplainer", "GradientResult", "superpixel_means", "find_layer", "default_layer"]
+__all__ = ["GradientExplainer", "GradientResult", "superpixel_means", "with_superpixels", "find_layer", "default_layer"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,13 @@ def superpixel_means(segments: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     counts = np.bincount(segments.ravel(), minlength=m).astype(np.float64)
     sums = np.bincount(segments.ravel(), weights=np.asarray(heatmap, np.float64).ravel(), minlength=m)
     return sums / np.maximum(counts, 1)
+
+
+def with_superpixels(results: dict, segments: np.ndarray) -> dict:
+    """A gradient method's ``{label: result}`` with ``values`` taken over ``segments`` (H, W): the
+    pixel maps need no superpixels, so a click shows them first (computed on a placeholder
+    segmentation) and their superpixel means follow once the image is segmented."""
+    return {c: replace(r, values=superpixel_means(segments, r.heatmap)) for c, r in results.items()}
 
 
 class _Counted:

@@ -18,6 +18,7 @@ import param
 
 from ...engine.results import paint
 from ...methods._gradients import GradientResult
+from ..state.session import PLACEHOLDER_SEGMENTATION
 from .scores import ScorePane
 
 __all__ = ["GradientPane"]
@@ -38,8 +39,9 @@ class GradientPane(ScorePane):
         return {**super()._dependencies(), "view": self.param.view}
 
     def map_of(self, explanation, result) -> np.ndarray:
-        """The pixel map, or its superpixel means painted (``view``)."""
-        if self.view == "superpixels":
+        """The pixel map, or its superpixel means painted (``view``; the pixel map until the image is
+        segmented: a click's first maps come before its superpixels)."""
+        if self.view == "superpixels" and explanation.segmentation.algorithm != PLACEHOLDER_SEGMENTATION:
             return paint(explanation.segmentation.labels, np.asarray(result.values, np.float64))
         return np.asarray(result.heatmap, np.float64)
 
