@@ -81,8 +81,12 @@ def test_a_new_image_cancels_the_previous_one(photos, classifier):
     events = record(session, ("image_name", "explanation"))
     session.param.update(source=photos["chelsea"], source_name="cat")
     session.param.update(source=photos["coffee"], source_name="coffee")
+    # Only the cat's budget needs to be long: the coffee's explanation restarts on a short one
+    # (a change of settings cancels the running one too).
+    session.settings.lime.num_samples = 100
     session.wait()
     assert session.image_name == "coffee" and session.status == "done"
+    assert session.explanation.lime is not None and session.explanation.settings["lime"]["num_samples"] == 100
     view = classifier.prepare(photos["coffee"])
     assert np.array_equal(session.explanation.image, view)
     # Nothing of the cat arrives after the coffee started showing.
