@@ -237,7 +237,7 @@ class Gallery(pn.viewable.Viewer):
         else:
             match = (record.label == p.index) if record.label is not None else (truth == p.name)
             badge, status = p.name, "match" if match else "mismatch"
-        caption = truth or record.path.name
+        caption = truth or record.name
         tooltip = f"{record.id}\ntrue label: {truth or 'none'}"
         if p is not None:
             tooltip += f"\npredicted: {p.name} ({p.probability:.0%})"
