@@ -32,7 +32,8 @@ from PIL import Image, ImageOps
 
 from ..data import Dataset, ImageError, ImageRecord, load_image
 
-__all__ = ["cache_folder", "ThumbnailStore", "Prediction", "PredictionIndex", "prediction_index", "PLACEHOLDER"]
+__all__ = ["cache_folder", "ThumbnailStore", "Prediction", "PredictionIndex", "prediction_index", "known_index",
+           "PLACEHOLDER"]
 
 _log = logging.getLogger(__name__)
 
@@ -363,15 +364,29 @@ class PredictionIndex:
 
 
 _indexes: dict[tuple, PredictionIndex] = {}
+_named: dict[tuple, PredictionIndex] = {}  # by the name the model was loaded with
 _indexes_lock = threading.Lock()
 
 
-def prediction_index(dataset: Dataset, classifier) -> PredictionIndex:
-    """The process-wide index for this dataset and model (shared by every session)."""
-    key = (str(dataset.root), len(dataset), dataset[0].id if len(dataset) else "", dataset[-1].id if len(dataset) else "",
-           classifier.model_id)
+def _dataset_key(dataset: Dataset) -> tuple:
+    return (str(dataset.root), len(dataset), dataset[0].id if len(dataset) else "", dataset[-1].id if len(dataset) else "")
+
+
+def prediction_index(dataset: Dataset, classifier, name: str | None = None) -> PredictionIndex:
+    """The process-wide index for this dataset and model (shared by every session); ``name``, the
+    name the model was loaded by, lets ``known_index`` find it without loading the model."""
+    key = (*_dataset_key(dataset), classifier.model_id)
     with _indexes_lock:
         index = _indexes.get(key)
         if index is None:
             index = _indexes[key] = PredictionIndex(dataset, classifier)
+        if name is not None:
+            _named[(*_dataset_key(dataset), name)] = index
         return index
+
+
+def known_index(dataset: Dataset, name: str) -> PredictionIndex | None:
+    """The index ``prediction_index(dataset, ..., name)`` made, if any (a page being built can show the
+    predictions at once, without waiting for the model)."""
+    with _indexes_lock:
+        return _named.get((*_dataset_key(dataset), name))

@@ -26,7 +26,7 @@ import panel as pn
 import param
 
 from ...data import Dataset, ImageRecord, open_dataset
-from ...render.thumbnails import PredictionIndex, ThumbnailStore, prediction_index
+from ...render.thumbnails import PredictionIndex, ThumbnailStore, known_index, prediction_index
 from ...runtime.jobs import Job, JobRunner, stopping, wait_for_foreground_idle
 from ...runtime.jobs import classifier as load_model
 from .thumbgrid import ThumbnailGrid
@@ -88,7 +88,11 @@ class Gallery(pn.viewable.Viewer):
         if params.get("dataset") is None:
             params["dataset"] = open_dataset(None)
         super().__init__(**params)
-        self._index: PredictionIndex | None = None
+        # Known already (another session's): the first page is served with its badges.
+        self._index: PredictionIndex | None = known_index(self.dataset, self.model) if self.predict else None
+        if self._index is not None:
+            with param.edit_constant(self):
+                self.predicted = len(self._index)
         self._progress_sent = 0.0  # when the last progress update was published
         self._progress_pending = False
         self._thumbs = JobRunner("thumbnails")
@@ -295,7 +299,7 @@ class Gallery(pn.viewable.Viewer):
             message = f"No predictions: model {self.model!r} failed ({exc})"  # ``exc`` is unbound after the block
             self._predictions.publish(job, lambda: self._warn(message))
             return
-        index = prediction_index(self.dataset, classifier)
+        index = prediction_index(self.dataset, classifier, self.model)
         if not self._predictions.is_current(job):
             return
         self._index = index
