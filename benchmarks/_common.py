@@ -15,8 +15,8 @@ SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sam
 
 
 def sample_folder(n: int, dest: Path) -> Path:
-    """Copies of every k-th photo of :data:`SAMPLE`, ``n`` in all, in ``dest`` (a dataset does not
-    follow symlinks out of its folder, so they are copies)."""
+    """Copies of every k-th photo of :data:`SAMPLE`, ``n`` in all, in ``dest`` (copies, not links: a
+    benchmark measures files of their own, as a user's folder holds)."""
     files = sorted(SAMPLE.glob("*.JPEG"))
     if not files:
         sys.exit(f"the shared ImageNet sample is not at {SAMPLE}")

@@ -2,9 +2,10 @@
 
 One ``xai-panel serve --data DIR`` subprocess per test session, on a free loopback port, over
 a small data folder built here (``served_folder``): three labelled photos, one of them
-mislabelled, 25 unlabelled ones so the gallery has two pages, and ways out of the folder
-(a symlinked file and a symlinked folder to a private photo, a secret text file beside it)
-for the isolation checks. Its store already holds summaries of the first four images
+mislabelled, 25 unlabelled ones so the gallery has two pages (one of them, ``LINKED``, a
+symlink to a photo in another folder, as ImageNet subsets are made: an image of the
+dataset), and a way out of the folder (a symlinked folder holding a private photo and a
+secret text file) for the isolation checks. Its store already holds summaries of the first four images
 (``xai-panel precompute``, LIME only, so the dashboards still compute their own
 explanations), for the sort and show controls. Start-up (the model's ONNX export, the warm-up) is then paid once.
 
@@ -49,6 +50,7 @@ PADDING = 24  # unlabelled photos: with the three above and cat.png, 28 images, 
 # inspection hover): the labelled ones must stay unexplained with the served settings for
 # the tests that expect their explanation to be computed (the page-close test's CAT).
 SPARE = "view-01.jpg"
+LINKED = "view-01.jpg"  # a symlink to ../tree/view-01.jpg
 
 
 def free_port() -> int:
@@ -62,7 +64,7 @@ def served_folder(base: Path) -> Path:
     from PIL import Image
     from skimage import data
 
-    root, outside = base / "data", base / "outside"
+    root, outside, tree = base / "data", base / "outside", base / "tree"
     photos = {"chelsea": data.chelsea(), "coffee": data.coffee(), "rocket": data.rocket(),
               "astronaut": data.astronaut(), "motorcycle": data.stereo_motorcycle()[0],
               "camera": data.camera()}
@@ -78,12 +80,17 @@ def served_folder(base: Path) -> Path:
         w, h = image.size
         for box in [(0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h), (w // 2, h // 2, w, h)]:
             n += 1
-            image.crop(box).resize((96, 96)).save(root / f"view-{n:02d}.jpg", quality=90)
+            name = f"view-{n:02d}.jpg"
+            if name == LINKED:  # kept in another folder, linked from this one
+                tree.mkdir()
+                image.crop(box).resize((96, 96)).save(tree / name, quality=90)
+                os.symlink(tree / name, root / name)
+            else:
+                image.crop(box).resize((96, 96)).save(root / name, quality=90)
     assert n == PADDING
     outside.mkdir()
     (outside / "secret.png").write_text(f"{SECRET_MARKER} root:x:0:0\n")
     Image.fromarray(photos["astronaut"]).resize((64, 64)).save(outside / "private.png")
-    os.symlink(outside / "private.png", root / "link.png")
     os.symlink(outside, root / "linked_folder")
     return root
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xai_panel.components import ALL, UNLABELLED, Gallery
+from xai_panel.components.widgets.gallery import _store
 from xai_panel.data import open_dataset
 from xai_panel.render.thumbnails import PLACEHOLDER
 
@@ -51,8 +52,6 @@ def test_thumbnails_are_small_images_made_once(gallery, folder):
 
 
 def gallery_store_folder(gallery):
-    from xai_panel.components.widgets.gallery import _store
-
     return _store(gallery.thumbnail_size).folder
 
 
@@ -104,6 +103,7 @@ def test_thumbnails_applied_after_the_predictions_still_show_them(folder, classi
     gallery.wait()
     held = []
     gallery._thumbs.publish = lambda job, callback: held.append(callback)  # the page applies it later
+    _store(gallery.thumbnail_size)._memory.clear()  # not in memory: made (read from disk) by the job
     gallery.page_size = 7  # new thumbnails are made now, before any prediction
     gallery.wait()
     assert len(held) == 1
@@ -190,3 +190,50 @@ def test_a_label_sorts_by_a_methods_stored_faithfulness(folder, tmp_path, classi
     gallery.refresh_sorts()
     assert gallery.sort_by == "name" and gallery.records == [r.id for r in dataset]
     store.close()
+
+
+def test_a_page_whose_thumbnails_are_in_memory_is_filled_as_the_gallery_is_built(folder):
+    first = Gallery(dataset=open_dataset(folder), page_size=4, predict=False).wait()
+    second = Gallery(dataset=open_dataset(folder), page_size=4, predict=False)
+    assert second._thumbs.job is None  # no background job: the page is served with them
+    assert [i["src"] for i in second._grid.items] == [i["src"] for i in first._grid.items]
+    assert all(i["src"].startswith("data:image/jpeg") for i in second._grid.items if i["id"] != "cats/broken.jpg")
+    second.page = 2  # not made yet: made in the background
+    assert second._thumbs.job is not None
+    second.wait()
+    assert [i["id"] for i in second._grid.items] == ["loose.png"]
+
+
+def test_the_index_predicts_the_asked_images_first_in_a_thread_of_its_own(folder, classifier, tmp_path):
+    import threading
+
+    from xai_panel.render.thumbnails import PredictionIndex
+
+    dataset = open_dataset(folder)
+    index = PredictionIndex(dataset, classifier, folder=tmp_path)
+    index.batch_size = 1
+    seen = []
+    index.subscribe(lambda done, total: seen.append(
+        (threading.current_thread().name, tuple(r.id for r in dataset if index.get(r.id)), done, total)))
+    gate = threading.Event()
+    index.start([dataset.get("loose.png"), dataset.get("coffee/c.png")], pause=gate.wait)
+    assert index.running and len(index) == 0  # paused before its first batch
+    gate.set()
+    assert index.wait(timeout=300) and index.complete
+    assert {name for name, *_ in seen} == {"xai-panel-predictions"}
+    assert [ids for _, ids, *_ in seen[:2]] == [("loose.png",), ("coffee/c.png", "loose.png")]
+    assert seen[-1][1:] == (("cats/a.png", "cats/b.jpg", "coffee/c.png", "loose.png"), 4, 5)
+    assert list(index.failed) == ["cats/broken.jpg"]
+    again = PredictionIndex(dataset, classifier, folder=tmp_path)  # saved: a restarted server finds it
+    assert len(again) == 4 and again.get("loose.png") == index.get("loose.png")
+
+
+def test_galleries_share_one_index_and_a_closed_one_stops_following_it(folder):
+    dataset = open_dataset(folder)
+    one, two = Gallery(dataset=dataset, page_size=4), Gallery(dataset=dataset, page_size=4)
+    one.wait_predictions(timeout=300)
+    two.wait_predictions(timeout=300)
+    assert one._index is two._index and one.predicted == two.predicted == 4
+    two._detach()
+    listeners = [ref() for ref in one._index._listeners]
+    assert one._on_index_progress in listeners and two._on_index_progress not in listeners

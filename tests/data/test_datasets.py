@@ -201,40 +201,99 @@ def test_resolve_unknown_id_is_a_key_error(tmp_path):
         dataset.resolve("b.png")
 
 
-def test_symlinks_escaping_the_root_are_skipped_and_refused(tmp_path):
+def test_symlinked_files_are_images_of_the_folder_wherever_they_lead(tmp_path):
+    # An ImageNet subset as users make it: a folder of links into a full ImageNet tree.
+    tree = tmp_path / "imagenet" / "train"
+    tench = _image(tree / "n01440764" / "n01440764_10026.JPEG", (10, 200, 10))
+    goldfish = _image(tree / "n01443537" / "n01443537_1.JPEG", (200, 150, 10))
+    root = tmp_path / "subset"
+    (root / "n01440764").mkdir(parents=True)
+    (root / "n01440764" / "n01440764_10026.JPEG").symlink_to(tench)
+    (root / "n01443537_1.JPEG").symlink_to(goldfish)  # a flat link, labelled by its own name
+    (root / "renamed.jpg").symlink_to(goldfish)  # two links to one file: two images
+    hop = tmp_path / "hop.JPEG"
+    hop.symlink_to(tench)
+    (root / "chain.JPEG").symlink_to(hop)  # a link to a link: its final target
+    _image(root / "plain.png")
+    dataset = open_dataset(root)
+    assert _ids(dataset) == ["chain.JPEG", "n01440764/n01440764_10026.JPEG", "n01443537_1.JPEG", "plain.png",
+                             "renamed.jpg"]
+    assert dataset.skipped == {}
+    records = {r.id: r for r in dataset}
+    # Ids are the links' folder-relative paths, labels come from them; ``path`` is the real file.
+    assert records["n01440764/n01440764_10026.JPEG"].label == wnid_to_index("n01440764")
+    assert records["n01443537_1.JPEG"].label == wnid_to_index("n01443537")
+    assert records["renamed.jpg"].label is None and records["renamed.jpg"].name == "renamed.jpg"
+    assert records["chain.JPEG"].path == tench.resolve() and records["renamed.jpg"].path == goldfish.resolve()
+    assert dataset.resolve("n01443537_1.JPEG") == goldfish.resolve()
+    assert dataset.resolve("plain.png") == (root / "plain.png").resolve()
+    assert np.array_equal(records["renamed.jpg"].load(), records["n01443537_1.JPEG"].load())
+    assert not np.array_equal(records["renamed.jpg"].load(), records["chain.JPEG"].load())
+
+
+def test_what_the_scan_skips_is_counted_and_never_resolves(tmp_path):
     outside = _image(tmp_path / "outside" / "secret.png")
     root = tmp_path / "root"
     _image(root / "a.png")
-    inside_target = _image(root / "sub" / "b.png")
-    (root / "escape.png").symlink_to(outside)
     (root / "linked_folder").symlink_to(outside.parent, target_is_directory=True)
-    (root / "alias.png").symlink_to(inside_target)  # stays inside: kept
     (root / "gone.png").symlink_to(tmp_path / "nothing.png")
+    (root / "folder.png").symlink_to(outside.parent, target_is_directory=True)  # a folder, whatever its name
     (root / "notes.txt").write_text("not an image")
+    (root / "notes.png").symlink_to(root / "notes.txt")  # a link named like an image, to a text file: kept
     (root / ".hidden.png").write_bytes((root / "a.png").read_bytes())
     dataset = open_dataset(root)
-    assert _ids(dataset) == ["a.png", "alias.png", "sub/b.png"]
+    assert _ids(dataset) == ["a.png", "notes.png"]  # notes.png is an image by name: unreadable when loaded
     # What was left out is counted, by reason, and said in words (the page and the log say it).
-    assert dataset.skipped == {"outside": 1, "linked_folders": 1, "dangling": 1, "not_images": 1, "hidden": 1}
-    assert dataset.skipped_text() == ("1 symlinks leading outside the folder, 1 broken symlinks, 1 symlinked folders "
-                                      "(not entered), 1 hidden files or folders, 1 files that are not images by their "
-                                      "extension")
-    with pytest.raises(KeyError):
-        dataset.resolve("escape.png")
-    # A link re-pointed outside after the scan is caught when resolved.
+    assert dataset.skipped == {"linked_folders": 2, "dangling": 1, "not_images": 1, "hidden": 1}
+    assert dataset.skipped_text() == ("1 broken symlinks and other entries that are not files, 2 symlinked folders "
+                                      "(not entered), 1 hidden files or folders, 1 files that are not images by "
+                                      "their extension")
+    for id_ in ("linked_folder/secret.png", "gone.png", "folder.png", ".hidden.png", "notes.txt"):
+        with pytest.raises(KeyError):
+            dataset.resolve(id_)
+
+
+def test_a_link_or_folder_changed_after_the_scan_is_refused(tmp_path):
+    outside = _image(tmp_path / "outside" / "secret.png")
+    elsewhere = _image(tmp_path / "tree" / "b.png")
+    root = tmp_path / "root"
+    _image(root / "a.png")
+    _image(root / "sub" / "c.png")
+    (root / "alias.png").symlink_to(elsewhere)
+    dataset = open_dataset(root)
+    assert _ids(dataset) == ["a.png", "alias.png", "sub/c.png"]
+    refused = r"no longer leads to the file the scan of .* found \(a link or folder changed since\); refusing it"
+    # A link re-pointed (outside or not) since the scan.
     (root / "alias.png").unlink()
     (root / "alias.png").symlink_to(outside)
-    with pytest.raises(ValueError, match="leads outside the dataset folder"):
+    with pytest.raises(ValueError, match=refused):
         dataset.resolve("alias.png")
+    # A file swapped for a link.
+    (root / "a.png").unlink()
+    (root / "a.png").symlink_to(outside)
+    with pytest.raises(ValueError, match=refused):
+        dataset.resolve("a.png")
+    # A folder swapped for a link to a folder holding a file of the same name.
+    (root / "sub" / "c.png").rename(tmp_path / "c.png")
+    (root / "sub").rmdir()
+    _image(tmp_path / "evil" / "c.png")
+    (root / "sub").symlink_to(tmp_path / "evil", target_is_directory=True)
+    with pytest.raises(ValueError, match=refused):
+        dataset.resolve("sub/c.png")
+    # A link added since the scan is not an image of the dataset.
+    (root / "late.png").symlink_to(outside)
+    with pytest.raises(KeyError, match="No image with id 'late.png'"):
+        dataset.resolve("late.png")
 
 
 def test_a_folder_of_only_skipped_files_says_what_was_skipped(tmp_path):
-    outside = _image(tmp_path / "outside" / "x.png")
     root = tmp_path / "links"
     root.mkdir()
     for i in range(3):
-        (root / f"{i}.png").symlink_to(outside)
-    with pytest.raises(DatasetError, match=r"No images found in .*Skipped: 3 symlinks leading outside the folder\."):
+        (root / f"{i}.png").symlink_to(tmp_path / f"missing-{i}.png")
+    (root / "readme.md").write_text("links to nowhere")
+    with pytest.raises(DatasetError, match=r"No images found in .*Skipped: 3 broken symlinks and other entries that "
+                                           r"are not files, 1 files that are not images by their extension\."):
         open_dataset(root)
 
 

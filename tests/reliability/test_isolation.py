@@ -1,12 +1,14 @@
 """Isolation: ids from a browser never reach a file outside the dataset.
 
 tests/data pins ``Dataset.resolve`` for ``../``, absolute, Windows and non-canonical ids and
-for symlinked files leading out. Added here: percent-encoded and NUL ids at the API (ids are
-never URL-decoded a second time, so ``%2e%2e`` is just an unknown name), a symlinked
-*folder* leading out, and the same ids sent in the served gallery's URL (the shared served
-app of tests/served.py, whose folder has the same ways out): each is refused with the
-resolver's own message, and neither the secret text nor the private photo (its thumbnail
-or its picture as the panes would draw it) reaches the page.
+for links changed after the scan. A symlinked *file* the operator put in the folder is an
+image of the dataset wherever it leads (under its own folder-relative id); nothing else is.
+Added here: percent-encoded and NUL ids at the API (ids are never URL-decoded a second time,
+so ``%2e%2e`` is just an unknown name), a symlinked *folder* leading out (not entered), and
+the same ids sent in the served gallery's URL (the shared served app of tests/served.py,
+whose folder has the same ways out, plus a link added after the server scanned it): each is
+refused with the resolver's own message, and neither the secret text nor the private photo
+(its thumbnail or its picture as the panes would draw it) reaches the page.
 """
 
 from __future__ import annotations
@@ -20,21 +22,25 @@ import pytest
 from PIL import Image
 
 from xai_panel.data import open_dataset
+from xai_panel.render.thumbnails import ThumbnailStore
 
+from ..served import LINKED
 from ..served import SECRET_MARKER as MARKER
 
 
 @pytest.fixture
 def tree(tmp_path):
-    """A dataset folder, a secret file beside it, and symlinks (a file and a folder) to it."""
-    root, outside = tmp_path / "data", tmp_path / "outside"
-    root.mkdir()
-    outside.mkdir()
+    """A dataset folder, a secret file and a private photo beside it, a symlinked folder to them,
+    and a symlinked file to a photo elsewhere (an image of the dataset)."""
+    root, outside, elsewhere = tmp_path / "data", tmp_path / "outside", tmp_path / "elsewhere"
+    for folder in (root, outside, elsewhere):
+        folder.mkdir()
     Image.new("RGB", (32, 32), (200, 30, 30)).save(root / "cat.png")
     secret = outside / "secret.png"
     secret.write_text(f"{MARKER} root:x:0:0\n")
     Image.new("RGB", (32, 32), (30, 30, 200)).save(outside / "private.png")
-    os.symlink(outside / "private.png", root / "link.png")
+    Image.new("RGB", (32, 32), (30, 200, 30)).save(elsewhere / "public.png")
+    os.symlink(elsewhere / "public.png", root / "link.png")
     os.symlink(outside, root / "linked_folder")
     return root, secret
 
@@ -45,17 +51,20 @@ def tree(tmp_path):
     ("%2e%2e%2foutside%2fsecret.png", KeyError),
     ("..%2Foutside%2Fsecret.png", KeyError),
     ("~/.ssh/id_rsa", KeyError),
-    # Symlinks out are not scanned, so not even found.
+    # A symlinked folder is not entered, so what is inside is not even found.
     ("linked_folder/private.png", KeyError),
-    ("link.png", KeyError),
+    ("linked_folder/secret.png", KeyError),
     # Unsafe spellings: refused as such before any lookup.
+    ("link.png/../../outside/private.png", ValueError),
+    ("../outside/private.png", ValueError),
     ("cat.png\0../outside/secret.png", ValueError),
     ("file:///etc/passwd", ValueError),
 ])
-def test_resolve_never_returns_a_path_outside(tree, evil_id, refusal):
+def test_resolve_never_returns_a_file_the_scan_did_not_find(tree, evil_id, refusal):
     root, _ = tree
     dataset = open_dataset(root)
-    assert [r.id for r in dataset] == ["cat.png"]  # the symlinks out were not scanned
+    assert [r.id for r in dataset] == ["cat.png", "link.png"]  # the linked file is scanned, the folder is not
+    assert dataset.resolve("link.png") == (root.parent / "elsewhere" / "public.png").resolve()
     with pytest.raises(refusal) as refused:
         dataset.resolve(evil_id)
     if refusal is ValueError:
@@ -97,7 +106,6 @@ def private_views(served_app, tmp_path, monkeypatch):
     URI), its gallery thumbnail and its picture in the image pane, made by the real components."""
     from xai_panel.components import ImagePane
     from xai_panel.data import ImageRecord, load_image
-    from xai_panel.render.thumbnails import ThumbnailStore
 
     monkeypatch.setenv("XAI_PANEL_CACHE", str(tmp_path / "cache"))
     private = served_app.data.parent / "outside" / "private.png"
@@ -115,10 +123,28 @@ def test_gallery_url_with_traversal_ids_is_refused_and_serves_nothing_outside(se
     root = served_app.data
     secret = root.parent / "outside" / "secret.png"
     dataset = open_dataset(root)
+    linked = ThumbnailStore(112).data_uri(dataset.get(LINKED))  # the symlinked photo's thumbnail, as the page has it
+    assert dataset.get(LINKED).path == (root.parent / "tree" / LINKED).resolve()
     # Unsafe spellings are refused as such (ValueError) before any lookup; the others are
-    # names the scan never listed (KeyError): the symlinks out were not followed.
-    evil = [("../../etc/passwd", ValueError), (str(secret), ValueError), ("%2e%2e%2foutside%2fsecret.png", KeyError),
-            ("linked_folder/private.png", KeyError), ("link.png", KeyError)]
+    # names the scan never listed (KeyError): the symlinked folder was not entered, and a link
+    # to the private photo added after the server scanned the folder is no image of it.
+    late = root / "late.png"
+    os.symlink(root.parent / "outside" / "private.png", late)
+    try:
+        _refused_everywhere(served_app, page, private_views, dataset, linked, [
+            ("../../etc/passwd", ValueError), (str(secret), ValueError), ("%2e%2e%2foutside%2fsecret.png", KeyError),
+            ("linked_folder/private.png", KeyError), ("late.png", KeyError)])
+    finally:
+        late.unlink()  # the other tests scan the folder too
+    status, html = _get(f"{served_app.url}/gallery?image=%2e%2e%2f%2e%2e%2fetc%2fpasswd")  # decoded exactly once
+    assert status == 200 and "root:x:0:0" not in html
+    assert served_app.proc.poll() is None
+    assert not served_app.our_tracebacks(), served_app.our_tracebacks()
+
+
+def _refused_everywhere(served_app, page, private_views: dict, dataset, linked: str, evil: list) -> None:
+    """Each id of ``evil`` in the gallery's URL: refused (the resolver's own message), and nothing
+    private on the page, while the symlinked photo's thumbnail (``linked``) is."""
     for image_id, refusal in evil:
         url = f"{served_app.url}/gallery?" + urllib.parse.urlencode({"image": image_id})
         status, html = _get(url)
@@ -134,12 +160,10 @@ def test_gallery_url_with_traversal_ids_is_refused_and_serves_nothing_outside(se
         page.get_by_text("Select an image to explain it.").wait_for()  # the session was never given a file
         assert page.locator(".xp-thumb[aria-pressed=true]").count() == 0, image_id
         assert page.locator(".xp-image img").count() == 0, image_id
+        page.locator(f".xp-thumb[data-id='{LINKED}'] img[src^='data:image/jpeg']").wait_for()
         text = page.evaluate(DOCUMENT_TEXT)
         assert len(text) > 10_000 and "tabby/chelsea.png" in text  # the whole document, thumbnails included
+        assert linked in text, "the symlinked photo's thumbnail is not on the page"  # a link is an image
         assert MARKER not in text and "root:x:0:0" not in text, image_id
         leaked = [k for k, v in private_views.items() if v in text]
         assert not leaked, f"{image_id}: the private photo's {leaked} reached the page"
-    status, html = _get(f"{served_app.url}/gallery?image=%2e%2e%2f%2e%2e%2fetc%2fpasswd")  # decoded exactly once
-    assert status == 200 and "root:x:0:0" not in html
-    assert served_app.proc.poll() is None
-    assert not served_app.our_tracebacks(), served_app.our_tracebacks()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import time
 import weakref
 
 import pytest
@@ -287,3 +288,20 @@ def test_a_thread_still_in_its_task_at_the_deadline_is_named():
         assert pool.stop(timeout=0.2) == ["test-stuck-0"]
     finally:
         release.set()
+
+
+def test_a_page_being_served_holds_background_work_back_until_released_or_expired():
+    from xai_panel.runtime.jobs import foreground
+
+    release = foreground.hold(30)
+    assert foreground.busy and not foreground.wait_idle(timeout=0.05)
+    release()
+    release()  # twice: no harm
+    assert not foreground.busy and foreground.wait_idle(timeout=0.05)
+    foreground.hold(0.3)  # never released (the page never loaded): it expires
+    assert not foreground.wait_idle(timeout=0.01)
+    t0 = time.monotonic()
+    assert foreground.wait_idle(timeout=10) and time.monotonic() - t0 < 5
+    with foreground:  # an interactive job holds it back for as long as it runs
+        assert not foreground.wait_idle(timeout=0.05)
+    assert foreground.wait_idle(timeout=0.05)

@@ -19,12 +19,14 @@ from ..components.widgets.label_grid import LabelGrid
 from ..components.widgets.settings import ExplainerSettings, fast_settings
 from .frame import (
     UrlState,
+    after_load,
     config_problems,
     configured_dataset,
     configured_model,
     configured_settings,
     configured_store,
     extension,
+    hold_background_until_loaded,
     lazy_card,
     notify,
     page,
@@ -37,7 +39,13 @@ __all__ = ["gallery_app"]
 
 def gallery_app():
     """The gallery page: labels and thumbnails, the selected image's top classes, the label at a
-    glance (built when opened), every method's explanation, its cost and its stability."""
+    glance (built when opened), every method's explanation, its cost and its stability.
+
+    The first screen (the labels, the first page of thumbnails, the prediction) is served first;
+    the cards below it are built once the browser has drawn it: they were about two thirds of
+    the page's build on the server and of its drawing in the browser.
+    """
+    hold_background_until_loaded()
     extension()
     dataset, problem = configured_dataset()
     model = configured_model()
@@ -51,11 +59,17 @@ def gallery_app():
     top = TopClasses.from_session(
         session, true_label=pn.bind(lambda record: record.label if record else None, gallery.param.selected_record))
     image = ImagePane(image=session.param.image, title=session.param.image_name)
-    label_grid = LabelGrid(gallery=gallery, settings=settings, store=store, top_k=session.top_k,
-                           metrics=session.metrics, metric_settings=session.metric_settings)
-    at_a_glance = lazy_card(label_grid, "Label at a glance · every image of the label, explained",
-                            css_classes=["xp-card-label"], sizing_mode="stretch_width", margin=(6, 6))
-    at_a_glance.param.watch(lambda event: setattr(label_grid, "active", not event.new), "collapsed")
+    below = pn.Column(sizing_mode="stretch_width")
+
+    def fill_below():
+        label_grid = LabelGrid(gallery=gallery, settings=settings, store=store, top_k=session.top_k,
+                               metrics=session.metrics, metric_settings=session.metric_settings)
+        at_a_glance = lazy_card(label_grid, "Label at a glance · every image of the label, explained",
+                                css_classes=["xp-card-label"], sizing_mode="stretch_width", margin=(6, 6))
+        at_a_glance.param.watch(lambda event: setattr(label_grid, "active", not event.new), "collapsed")
+        below.objects = [at_a_glance, *explanation_cards(session, settings, top)]
+
+    after_load(fill_below)
     UrlState(gallery=gallery)
     for text in (settings_problem, store_problem, *config_problems()):
         notify(text)
@@ -76,7 +90,6 @@ def gallery_app():
                         **CARD),
                 sizing_mode="stretch_width",
             ),
-            at_a_glance,
-            *explanation_cards(session, settings, top),
+            below,
         ],
     )

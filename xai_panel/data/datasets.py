@@ -14,7 +14,14 @@ labelled so nobody writes a loader per layout:
 Record ids are root-relative POSIX paths: stable across runs and machines, and
 meaningful in a URL. Because the web app receives ids from browsers,
 :meth:`Dataset.resolve` is the one place an id becomes a file path, and it
-refuses anything that could reach outside the dataset.
+refuses anything that is not one of the files the folder's scan found.
+
+Symlinked files are images of the dataset wherever they point (an ImageNet subset is
+usually a folder of links into a full ImageNet tree): the id is the link's own
+folder-relative path, and the record's ``path`` is the file it led to when the folder
+was scanned, so re-pointing a link afterwards changes nothing that is read. Symlinked
+folders are not entered (a link to ``/`` or to an ancestor would bring in a whole tree,
+or loop); they are counted among the skipped files.
 """
 
 from __future__ import annotations
@@ -56,13 +63,20 @@ class ImageRecord:
 
     ``label`` is an ImageNet class index (so it can be compared with a model's
     prediction) or None; ``label_name`` is the human label, which may exist
-    without an index (a class folder named "my cats").
+    without an index (a class folder named "my cats"). ``path`` is the real file
+    (a symlink's target, as found by the scan); ``name`` is the file's name as the
+    folder shows it.
     """
 
     id: str
     path: Path
     label: int | None
     label_name: str | None
+
+    @property
+    def name(self) -> str:
+        """The last part of the id: the file's name in the dataset folder (a link's own name)."""
+        return PurePosixPath(self.id).name
 
     def load(self, **options: Any) -> np.ndarray:
         """The pixels as HxWx3 uint8 RGB; ``options`` go to :func:`load_image`."""
@@ -148,20 +162,22 @@ class Dataset(Sequence[ImageRecord]):
         return self._subset(r for r in self._records if r.label_name == label)
 
     def resolve(self, id: str) -> Path:
-        """The real file behind a record id, refusing ids that could leave the root.
+        """The real file behind a record id: only ever one of the files the scan found.
 
         Ids from a browser are untrusted: absolute paths, ``..`` and non-canonical
-        spellings raise ValueError before any lookup, unknown ids raise KeyError,
-        and a symlink swapped to point outside the root since the scan raises
-        ValueError too.
+        spellings raise ValueError before any lookup; ids the scan did not list (a
+        symlink added since, a file inside a symlinked folder) raise KeyError; and an
+        id whose entry in the folder no longer leads to the file the scan found (a
+        link re-pointed, a file or folder swapped for a link) raises ValueError.
         """
         _check_safe_id(id)
         record = self._by_id.get(id)
         if record is None:
             raise KeyError(f"No image with id {id!r} in dataset {self._name!r}")
         real = record.path.resolve()
-        if not real.is_relative_to(self._root.resolve()):
-            raise ValueError(f"Image id {id!r} leads outside the dataset folder {self._root}; refusing it")
+        if Path(self._root, id).resolve() != real or real != record.path:
+            raise ValueError(f"Image id {id!r} no longer leads to the file the scan of {self._root} found "
+                             "(a link or folder changed since); refusing it")
         return real
 
     def _subset(self, records: Iterable[ImageRecord]) -> Dataset:
@@ -169,8 +185,7 @@ class Dataset(Sequence[ImageRecord]):
 
 
 SKIP_REASONS = {
-    "outside": "symlinks leading outside the folder",
-    "dangling": "broken symlinks",
+    "dangling": "broken symlinks and other entries that are not files",
     "linked_folders": "symlinked folders (not entered)",
     "hidden": "hidden files or folders",
     "not_images": "files that are not images by their extension",
@@ -178,17 +193,19 @@ SKIP_REASONS = {
 
 
 def skipped_text(skipped: dict[str, int]) -> str:
-    """``{"outside": 3}`` -> ``"3 symlinks leading outside the folder"`` (reasons in ``SKIP_REASONS`` order)."""
+    """``{"dangling": 3}`` -> ``"3 broken symlinks and other entries that are not files"`` (reasons in ``SKIP_REASONS`` order)."""
     return ", ".join(f"{skipped[k]:,} {SKIP_REASONS[k]}" for k in SKIP_REASONS if skipped.get(k))
 
 
 def open_dataset(path: str | os.PathLike | None = None, *, name: str | None = None) -> Dataset:
     """Open a folder of images, detecting its layout; ``None`` gives the demo gallery.
 
-    The folder is searched recursively. Hidden files and folders are skipped, as
-    are symlinks that lead outside the folder; symlinked folders are not entered
-    (they could loop or leave the root). Records are sorted by id, so the order
-    is the same on every machine.
+    The folder is searched recursively. Symlinked files are followed wherever they
+    lead (the record's ``path`` is their target); hidden files and folders, broken
+    links and files that are not images by their extension are skipped, and
+    symlinked folders are not entered (they could loop or bring in a whole tree).
+    What was skipped is counted (``Dataset.skipped``). Records are sorted by id, so
+    the order is the same on every machine.
     """
     if path is None:
         from .demo import demo_dataset  # the demo module depends on this one
@@ -211,17 +228,18 @@ def open_dataset(path: str | os.PathLike | None = None, *, name: str | None = No
     if left_out:
         _log.warning("dataset %s: %d images; skipped %s", root, len(files), left_out)
     records, sources = [], set()
-    for file in files:
-        relative = PurePosixPath(file.relative_to(root).as_posix())
+    for relative, real in files:
         label, label_name, source = _label(relative)
         sources.add(source)
-        records.append(ImageRecord(id=str(relative), path=file, label=label, label_name=label_name))
+        records.append(ImageRecord(id=str(relative), path=real, label=label, label_name=label_name))
     layout = sources.pop() if len(sources) == 1 else "mixed"
     return Dataset(records, name=name or root.name, root=root, layout=layout, skipped=dict(skipped))
 
 
-def _scan_images(root: Path, skipped: Counter | None = None) -> list[Path]:
-    """The image files under ``root``; what was left out is counted in ``skipped`` by reason."""
+def _scan_images(root: Path, skipped: Counter | None = None) -> list[tuple[PurePosixPath, Path]]:
+    """(root-relative path, real file) of the images under ``root``, by path; what was left
+    out is counted in ``skipped`` by reason. ``root`` is resolved: a regular file's real
+    path is then its own (os.walk enters no symlinked folder), a symlink's is its target."""
     skipped = Counter() if skipped is None else skipped
     found = []
     for folder, subfolders, filenames in os.walk(root):  # does not follow symlinked folders
@@ -233,21 +251,15 @@ def _scan_images(root: Path, skipped: Counter | None = None) -> list[Path]:
                 skipped["hidden"] += 1
                 continue
             file = Path(folder, filename)
-            if file.is_symlink() and file.is_dir():  # os.walk lists a symlinked folder among the folders
-                continue
             if os.path.splitext(filename)[1].lower() not in IMAGE_EXTENSIONS:
                 skipped["not_images"] += 1
                 continue
-            if file.is_symlink():
-                target = file.resolve()
-                if not target.is_file():
-                    skipped["dangling"] += 1
-                    continue
-                if not target.is_relative_to(root):
-                    skipped["outside"] += 1  # a way out of the dataset
-                    continue
-            found.append(file)
-    return sorted(found, key=lambda file: file.relative_to(root).as_posix())
+            real = Path(os.path.realpath(file)) if file.is_symlink() else file
+            if not real.is_file():  # a broken link, or a link to a device, a pipe...
+                skipped["dangling"] += 1
+                continue
+            found.append((PurePosixPath(file.relative_to(root).as_posix()), real))
+    return sorted(found, key=lambda pair: str(pair[0]))
 
 
 def _label(relative: PurePosixPath) -> tuple[int | None, str | None, str]:

@@ -5,6 +5,10 @@ decoding them on every page turn would make browsing crawl. Thumbnails are rende
 per file version (path, size, mtime) into the user cache folder and held in memory;
 predictions are computed once per (dataset, model) in the background, saved beside them,
 and let the gallery mark each thumbnail and group a folder by predicted class.
+
+The prediction index of a dataset is one per process, computed by one thread of its own
+(``PredictionIndex.start``): every browser session's gallery watches the same index and
+asks for its visible page first, and none holds a thread of the shared pools while it waits.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import os
 import threading
 import time
+import weakref
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -25,7 +32,10 @@ from PIL import Image, ImageOps
 
 from ..data import Dataset, ImageError, ImageRecord, load_image
 
-__all__ = ["cache_folder", "ThumbnailStore", "Prediction", "PredictionIndex", "prediction_index", "PLACEHOLDER"]
+__all__ = ["cache_folder", "ThumbnailStore", "Prediction", "PredictionIndex", "prediction_index", "known_index",
+           "PLACEHOLDER"]
+
+_log = logging.getLogger(__name__)
 
 PLACEHOLDER = (
     "data:image/svg+xml;base64,"
@@ -81,6 +91,13 @@ class ThumbnailStore:
     def _key(self, path: Path) -> str:
         return hashlib.sha1(f"{_file_version(path)}|{self.size}".encode()).hexdigest()
 
+    def in_memory(self, record: ImageRecord) -> str | None:
+        """The thumbnail's ``data:`` URI if it is held in memory now (no decoding, no disk read), else None."""
+        try:
+            return self._memory.get(self._key(record.path))
+        except OSError:
+            return None
+
     def data_uri(self, record: ImageRecord, image: np.ndarray | None = None) -> str:
         """The thumbnail as a ``data:`` URI (a grey placeholder if the file cannot be read)."""
         try:
@@ -95,15 +112,15 @@ class ThumbnailStore:
             data = file.read_bytes()
         except OSError:
             data = self._render(record, image)
-            if data is None:
-                return PLACEHOLDER
-            tmp = file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            try:
-                tmp.write_bytes(data)
-                os.replace(tmp, file)
-            except OSError:
-                pass  # a read-only cache only costs a re-render next time
-        uri = "data:image/jpeg;base64," + base64.b64encode(data).decode()
+            if data is not None:
+                tmp = file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+                try:
+                    tmp.write_bytes(data)
+                    os.replace(tmp, file)
+                except OSError:
+                    pass  # a read-only cache only costs a re-render next time
+        # An unreadable file is the placeholder until it changes (its key with it).
+        uri = PLACEHOLDER if data is None else "data:image/jpeg;base64," + base64.b64encode(data).decode()
         with self._lock:
             if len(self._memory) >= self._max_memory:
                 self._memory.clear()
@@ -133,9 +150,16 @@ class Prediction:
 class PredictionIndex:
     """Top-1 predictions of every image of one dataset for one model, saved on disk.
 
-    ``compute`` works through the images not yet predicted, in batches, and may be paused
-    between batches (``pause``) so that interactive work goes first.
+    ``start`` predicts the images not predicted yet in a thread of the index's own, in
+    batches, the records asked for first (``first``: a gallery's visible page) before the
+    rest in dataset order; ``pause`` is called before each batch (the server passes one that
+    waits while a click is explained or a page is being served), and the listeners (``subscribe``)
+    are told ``(done, total)`` after each. ``compute`` does the same work in the caller's thread.
     """
+
+    batch_size = 8
+    """Images per model batch: small, so that the thread pauses for interactive work soon (a batch of
+    full-size photos takes about 0.1-0.2 s on two cores)."""
 
     def __init__(self, dataset: Dataset, classifier, folder: str | os.PathLike | None = None):
         self.dataset = dataset
@@ -147,6 +171,10 @@ class PredictionIndex:
         self._predictions: dict[str, Prediction] = {}
         self._versions: dict[str, str] = {}
         self.failed: dict[str, str] = {}
+        self._first: deque[ImageRecord] = deque()  # asked for first, newest requests at the front
+        self._next = 0  # position in the dataset of the next record to look at, after ``_first``
+        self._thread: threading.Thread | None = None
+        self._listeners: list = []  # weak references to bound methods, or the callables themselves
         self._load()
 
     def _load(self) -> None:
@@ -184,6 +212,11 @@ class PredictionIndex:
     def complete(self) -> bool:
         return len(self._predictions) + len(self.failed) >= len(self.dataset)
 
+    @property
+    def running(self) -> bool:
+        """Whether the index's thread is predicting."""
+        return self._thread is not None and self._thread.is_alive()
+
     def get(self, id: str) -> Prediction | None:
         return self._predictions.get(id)
 
@@ -196,41 +229,104 @@ class PredictionIndex:
                 groups.setdefault(p.name, []).append(record.id)
         return groups
 
+    def _pending(self, record: ImageRecord) -> bool:
+        return record.id not in self._predictions and record.id not in self.failed
+
+    # -- the index's own thread ------------------------------------------------------------
+    def subscribe(self, listener: Callable[[int, int], None]) -> None:
+        """Call ``listener(done, total)`` after each batch the index's thread predicts (from that
+        thread). A bound method is held weakly: a gallery that is gone stops listening."""
+        ref = weakref.WeakMethod(listener) if hasattr(listener, "__self__") else (lambda: listener)
+        with self._lock:
+            self._listeners.append(ref)
+
+    def unsubscribe(self, listener: Callable[[int, int], None]) -> None:
+        with self._lock:
+            self._listeners = [ref for ref in self._listeners if ref() not in (None, listener)]
+
+    def _notify(self) -> None:
+        with self._lock:
+            listeners = [fn for fn in (ref() for ref in self._listeners) if fn is not None]
+        for listener in listeners:
+            try:
+                listener(len(self._predictions), len(self.dataset))
+            except Exception:  # one session's failure must not stop the others' predictions
+                _log.exception("a prediction index listener failed")
+
+    def start(self, first: Iterable[ImageRecord] = (), *, pause: Callable[[], None] | None = None,
+              cancel: threading.Event | None = None) -> None:
+        """Predict ``first`` (ahead of anything asked for before), then every other image not
+        predicted yet, in the index's thread (started if it is not running)."""
+        with self._lock:
+            self._first.extendleft(reversed([r for r in first if self._pending(r)]))
+            if self.running or self.complete:
+                return
+            self._thread = threading.Thread(target=self._run, args=(pause, cancel), daemon=True,
+                                            name="xai-panel-predictions")
+            self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the index's thread has finished; False after ``timeout`` seconds if not."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.running
+
+    def _take(self, n: int) -> list[ImageRecord]:
+        """The next ``n`` records to predict: those asked for first, then dataset order."""
+        batch: list[ImageRecord] = []
+        with self._lock:
+            while self._first and len(batch) < n:
+                record = self._first.popleft()
+                if self._pending(record) and record not in batch:
+                    batch.append(record)
+            while self._next < len(self.dataset) and len(batch) < n:
+                record = self.dataset[self._next]
+                self._next += 1
+                if self._pending(record) and record not in batch:
+                    batch.append(record)
+        return batch
+
+    def _run(self, pause: Callable[[], None] | None, cancel: threading.Event | None) -> None:
+        last_save = time.monotonic()
+        try:
+            while not self.complete:
+                if pause is not None:
+                    pause()
+                if cancel is not None and cancel.is_set():
+                    return
+                batch = self._take(self.batch_size)
+                if not batch:
+                    if self.complete or not self._first:
+                        break
+                    continue
+                with self._compute_lock:
+                    self._predict(batch)
+                if time.monotonic() - last_save > 5:
+                    self._save()
+                    last_save = time.monotonic()
+                self._notify()
+        except Exception:  # e.g. the model failed: the gallery shows what was predicted
+            _log.exception("the prediction index of %s stopped", self.dataset.root)
+        finally:
+            self._save()
+            self._notify()
+
+    # -- in the caller's thread ------------------------------------------------------------
     def compute(self, records: Iterable[ImageRecord] | None = None, *, batch_size: int = 16,
                 cancel: threading.Event | None = None, pause: Callable[[], None] | None = None,
                 on_batch: Callable[[int, int], None] | None = None,
                 on_image: Callable[[ImageRecord, np.ndarray], None] | None = None) -> int:
         """Predict the given records (default: all) not predicted yet; returns how many were added."""
         with self._compute_lock:
-            todo = [r for r in (records if records is not None else self.dataset)
-                    if r.id not in self._predictions and r.id not in self.failed]
+            todo = [r for r in (records if records is not None else self.dataset) if self._pending(r)]
             added, last_save = 0, time.monotonic()
             for start in range(0, len(todo), batch_size):
                 if pause is not None:
                     pause()
                 if cancel is not None and cancel.is_set():
                     break
-                views, kept = [], []
-                for record in todo[start : start + batch_size]:
-                    try:
-                        image = load_image(record.path)
-                        version = _file_version(record.path)
-                    except (ImageError, OSError) as exc:
-                        self.failed[record.id] = str(exc)
-                        continue
-                    if on_image is not None:
-                        on_image(record, image)
-                    views.append(self.classifier.prepare(image))
-                    kept.append((record, version))
-                if views:
-                    probs = self.classifier.predict_proba(np.stack(views))
-                    names = self.classifier.class_names
-                    with self._lock:
-                        for (record, version), p in zip(kept, probs):
-                            i = int(np.argmax(p))
-                            self._predictions[record.id] = Prediction(i, names[i], float(p[i]))
-                            self._versions[record.id] = version
-                    added += len(views)
+                added += self._predict(todo[start : start + batch_size], on_image)
                 if on_batch is not None:
                     on_batch(len(self._predictions), len(self.dataset))
                 if time.monotonic() - last_save > 5:
@@ -240,17 +336,57 @@ class PredictionIndex:
                 self._save()
             return added
 
+    def _predict(self, records: list[ImageRecord],
+                 on_image: Callable[[ImageRecord, np.ndarray], None] | None = None) -> int:
+        """Decode and predict one batch (the caller holds the compute lock); returns how many were added."""
+        views, kept = [], []
+        for record in records:
+            try:
+                image = load_image(record.path)
+                version = _file_version(record.path)
+            except (ImageError, OSError) as exc:
+                self.failed[record.id] = str(exc)
+                continue
+            if on_image is not None:
+                on_image(record, image)
+            views.append(self.classifier.prepare(image))
+            kept.append((record, version))
+        if not views:
+            return 0
+        probs = self.classifier.predict_proba(np.stack(views))
+        names = self.classifier.class_names
+        with self._lock:
+            for (record, version), p in zip(kept, probs):
+                i = int(np.argmax(p))
+                self._predictions[record.id] = Prediction(i, names[i], float(p[i]))
+                self._versions[record.id] = version
+        return len(views)
+
 
 _indexes: dict[tuple, PredictionIndex] = {}
+_named: dict[tuple, PredictionIndex] = {}  # by the name the model was loaded with
 _indexes_lock = threading.Lock()
 
 
-def prediction_index(dataset: Dataset, classifier) -> PredictionIndex:
-    """The process-wide index for this dataset and model (shared by every session)."""
-    key = (str(dataset.root), len(dataset), dataset[0].id if len(dataset) else "", dataset[-1].id if len(dataset) else "",
-           classifier.model_id)
+def _dataset_key(dataset: Dataset) -> tuple:
+    return (str(dataset.root), len(dataset), dataset[0].id if len(dataset) else "", dataset[-1].id if len(dataset) else "")
+
+
+def prediction_index(dataset: Dataset, classifier, name: str | None = None) -> PredictionIndex:
+    """The process-wide index for this dataset and model (shared by every session); ``name``, the
+    name the model was loaded by, lets ``known_index`` find it without loading the model."""
+    key = (*_dataset_key(dataset), classifier.model_id)
     with _indexes_lock:
         index = _indexes.get(key)
         if index is None:
             index = _indexes[key] = PredictionIndex(dataset, classifier)
+        if name is not None:
+            _named[(*_dataset_key(dataset), name)] = index
         return index
+
+
+def known_index(dataset: Dataset, name: str) -> PredictionIndex | None:
+    """The index ``prediction_index(dataset, ..., name)`` made, if any (a page being built can show the
+    predictions at once, without waiting for the model)."""
+    with _indexes_lock:
+        return _named.get((*_dataset_key(dataset), name))

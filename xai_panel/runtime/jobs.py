@@ -238,11 +238,16 @@ def classifier(name: str):
         return load_classifier(name)
 
 
+stopping = threading.Event()  # set when the process stops: the cancel event of work that is not a Job (warm-up)
+
+
 class _Foreground:
-    """Counts interactive jobs; background work (gallery predictions) yields to them."""
+    """Counts interactive jobs, and pages being served; background work (the gallery's
+    prediction index, the warm-up) yields to them."""
 
     def __init__(self):
         self._count = 0
+        self._holds: dict[object, float] = {}  # token -> monotonic time it expires
         self._idle = threading.Condition()
 
     def __enter__(self):
@@ -254,21 +259,56 @@ class _Foreground:
             self._count -= 1
             self._idle.notify_all()
 
+    def hold(self, seconds: float) -> Callable[[], None]:
+        """Count as foreground for at most ``seconds`` (a page being built, sent and drawn, until the
+        browser says it has loaded); returns the release, which may be called any number of times."""
+        token = object()
+        with self._idle:
+            self._holds[token] = time.monotonic() + seconds
+
+        def release() -> None:
+            with self._idle:
+                if self._holds.pop(token, None) is not None:
+                    self._idle.notify_all()
+
+        return release
+
+    def _held(self) -> float:
+        """Seconds until the last live hold expires (0: none); forgets expired ones. Under the lock."""
+        now = time.monotonic()
+        for token in [t for t, until in self._holds.items() if until <= now]:
+            del self._holds[token]
+        return max(self._holds.values(), default=now) - now
+
     @property
     def busy(self) -> bool:
-        return self._count > 0
+        with self._idle:
+            return self._count > 0 or self._held() > 0
 
     def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no interactive job runs and no page holds background work back; False after
+        ``timeout`` seconds if that has not happened."""
+        end = None if timeout is None else time.monotonic() + timeout
         with self._idle:
-            return self._idle.wait_for(lambda: self._count == 0, timeout)
+            while True:
+                held = self._held()
+                if self._count == 0 and held <= 0:
+                    return True
+                waits = [w for w in (held if held > 0 else None, None if end is None else end - time.monotonic())
+                         if w is not None]
+                if waits and min(waits) <= 0:
+                    return False
+                self._idle.wait(min(waits) if waits else None)
 
 
 foreground = _Foreground()
 
 
 def wait_for_foreground_idle() -> None:
-    """Block (a background thread) until no interactive job is running."""
-    foreground.wait_idle()
+    """Block (a background thread) until no interactive job runs and no page is being served, or
+    the process stops."""
+    while not stopping.is_set() and not foreground.wait_idle(timeout=0.5):
+        pass
 
 
 class Job:
@@ -330,7 +370,6 @@ class Job:
         return time.perf_counter() - self.started
 
 
-stopping = threading.Event()  # set when the process stops: the cancel event of work that is not a Job (warm-up)
 _jobs: "weakref.WeakSet[Job]" = weakref.WeakSet()  # every job started and not yet collected, for shutdown()
 
 

@@ -6,6 +6,11 @@ green when it matches the true label and red when it does not. Clicking a card s
 read-only ``selected`` (record id) and ``selected_record`` outputs; ids from outside (a
 URL) go through ``select``, which lets ``Dataset.resolve`` refuse anything suspicious.
 
+The current page's thumbnails go into the page as it is served when they are in memory (a
+warm server: no job, no second message); the others are made in the background, the visible
+page's only. Predictions come from the process-wide index (``render.thumbnails``), which
+predicts the visible page first and pauses while clicks are explained and pages served.
+
 With a store, a label's images sort by what it holds: confidence, anchor precision,
 stability, and, for every method with stored trust metrics, its deletion or insertion AUC
 for the top class ("LIME: least faithful first": highest deletion AUC first; images without
@@ -15,13 +20,14 @@ the metric go last).
 from __future__ import annotations
 
 import math
+import time
 
 import panel as pn
 import param
 
 from ...data import Dataset, ImageRecord, open_dataset
-from ...render.thumbnails import PredictionIndex, ThumbnailStore, prediction_index
-from ...runtime.jobs import Job, JobRunner, wait_for_foreground_idle
+from ...render.thumbnails import PredictionIndex, ThumbnailStore, known_index, prediction_index
+from ...runtime.jobs import Job, JobRunner, stopping, wait_for_foreground_idle
 from ...runtime.jobs import classifier as load_model
 from .thumbgrid import ThumbnailGrid
 
@@ -36,6 +42,9 @@ FAITHFULNESS_SORTS = {"least faithful first": "deletion_auc", "most faithful fir
 """Sorts by a method's deletion AUC (lower: more faithful) or insertion AUC (higher: more faithful) of the
 top class, per measured method."""
 SHOWS = {"Every image": "all", "Predicted right (stored)": "right", "Predicted wrong (stored)": "wrong"}
+PROGRESS_EVERY = 1.0
+"""Seconds between two progress updates of a page while the index is being built (each redraws the
+label list and the badges, on the event loop every page shares)."""
 _stores: dict[int, ThumbnailStore] = {}
 
 
@@ -79,7 +88,13 @@ class Gallery(pn.viewable.Viewer):
         if params.get("dataset") is None:
             params["dataset"] = open_dataset(None)
         super().__init__(**params)
-        self._index: PredictionIndex | None = None
+        # Known already (another session's): the first page is served with its badges.
+        self._index: PredictionIndex | None = known_index(self.dataset, self.model) if self.predict else None
+        if self._index is not None:
+            with param.edit_constant(self):
+                self.predicted = len(self._index)
+        self._progress_sent = 0.0  # when the last progress update was published
+        self._progress_pending = False
         self._thumbs = JobRunner("thumbnails")
         self._predictions = JobRunner("predictions")
         self._grid = ThumbnailGrid(size=self.thumbnail_size, sizing_mode="stretch_width",
@@ -89,6 +104,8 @@ class Gallery(pn.viewable.Viewer):
         self._regroup()
         if self.predict:
             self._predictions.start(self._predict_all, interactive=False)
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(lambda _ctx: self._detach())
 
     # -- public ----------------------------------------------------------------------------
     def select(self, id: str) -> ImageRecord:
@@ -140,7 +157,10 @@ class Gallery(pn.viewable.Viewer):
         return self
 
     def wait_predictions(self, timeout: float | None = 600) -> "Gallery":
+        """Block until every image is predicted (notebooks and tests)."""
         self._predictions.wait(timeout)
+        if self._index is not None:
+            self._index.wait(timeout)
         return self
 
     # -- state -----------------------------------------------------------------------------
@@ -222,10 +242,21 @@ class Gallery(pn.viewable.Viewer):
         if self.page > self.page_count:
             self.page = self.page_count
             return
-        start = (self.page - 1) * self.page_size
-        ids = self.records[start : start + self.page_size]
+        records = self._page_records()
         self._grid.size = self.thumbnail_size
-        self._thumbs.start(self._make_items, [self.dataset.get(i) for i in ids], self.thumbnail_size)
+        store = _store(self.thumbnail_size)
+        ready = [store.in_memory(r) for r in records]
+        if all(src is not None for src in ready):  # a warm server: the page goes out with them
+            self._thumbs.cancel()
+            self._grid.items = [self._card(r, src) for r, src in zip(records, ready)]
+        else:
+            self._thumbs.start(self._make_items, records, self.thumbnail_size)
+        if self._index is not None and not self._index.complete:
+            self._index.start(records, pause=wait_for_foreground_idle, cancel=stopping)
+
+    def _page_records(self) -> list[ImageRecord]:
+        start = (self.page - 1) * self.page_size
+        return [self.dataset.get(i) for i in self.records[start : start + self.page_size]]
 
     def _card(self, record: ImageRecord, src: str) -> dict:
         p = self.prediction(record.id)
@@ -237,7 +268,7 @@ class Gallery(pn.viewable.Viewer):
         else:
             match = (record.label == p.index) if record.label is not None else (truth == p.name)
             badge, status = p.name, "match" if match else "mismatch"
-        caption = truth or record.path.name
+        caption = truth or record.name
         tooltip = f"{record.id}\ntrue label: {truth or 'none'}"
         if p is not None:
             tooltip += f"\npredicted: {p.name} ({p.probability:.0%})"
@@ -261,26 +292,43 @@ class Gallery(pn.viewable.Viewer):
 
     # -- background predictions ------------------------------------------------------------
     def _predict_all(self, job: Job) -> None:
+        """Load the model (a pool thread: it may still be loading) and follow its prediction index."""
         try:
             classifier = load_model(self.model)
         except Exception as exc:  # badges are optional: say why they are missing, keep browsing
             message = f"No predictions: model {self.model!r} failed ({exc})"  # ``exc`` is unbound after the block
             self._predictions.publish(job, lambda: self._warn(message))
             return
-        index = prediction_index(self.dataset, classifier)
+        index = prediction_index(self.dataset, classifier, self.model)
+        if not self._predictions.is_current(job):
+            return
         self._index = index
-
-        def on_batch(done: int, total: int) -> None:
-            self._predictions.publish(job, self._predictions_changed)
-
-        start = (self.page - 1) * self.page_size
-        first = [self.dataset.get(i) for i in self.records[start : start + self.page_size]]
+        index.subscribe(self._on_index_progress)
         self._predictions.publish(job, self._predictions_changed)
-        index.compute(first, cancel=job.cancel, pause=wait_for_foreground_idle, on_batch=on_batch)
-        index.compute(None, cancel=job.cancel, pause=wait_for_foreground_idle, on_batch=on_batch)
+        index.start(self._page_records(), pause=wait_for_foreground_idle, cancel=stopping)
+
+    def _on_index_progress(self, done: int, total: int) -> None:
+        """From the index's thread: publish the progress, at most every ``PROGRESS_EVERY`` seconds
+        (and when complete), and never while the previous update is still waiting for the page."""
+        job, now = self._predictions.job, time.monotonic()
+        if job is None:
+            return
+        if not (self._index is not None and self._index.complete):
+            if now - self._progress_sent < PROGRESS_EVERY:
+                return
+            if self._progress_pending and now - self._progress_sent < 5 * PROGRESS_EVERY:  # (a lost one: resend)
+                return
+        self._progress_sent, self._progress_pending = now, True
         self._predictions.publish(job, self._predictions_changed)
+
+    def _detach(self) -> None:
+        """Stop following the index (the page is gone)."""
+        self._predictions.cancel()
+        if self._index is not None:
+            self._index.unsubscribe(self._on_index_progress)
 
     def _predictions_changed(self) -> None:
+        self._progress_pending = False
         with param.edit_constant(self):
             self.predicted = len(self._index) if self._index is not None else 0
         if self.group_by == "prediction":
@@ -293,6 +341,8 @@ class Gallery(pn.viewable.Viewer):
 
     @param.depends("model", "dataset", watch=True)
     def _restart_predictions(self) -> None:
+        if self._index is not None:
+            self._index.unsubscribe(self._on_index_progress)
         self._index = None
         if self.predict:
             self._predictions.start(self._predict_all, interactive=False)

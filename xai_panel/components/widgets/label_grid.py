@@ -336,7 +336,7 @@ class LabelGrid(pn.viewable.Viewer):
         p = self.gallery.prediction(record.id)
         badge = f"{p.name} · {p.probability:.0%}" if p is not None else ""
         tooltip = f"{record.id}\ntrue label: {record.label_name or 'none'}\n{detail}"
-        return {"id": record.id, "src": src, "caption": record.path.name, "badge": badge, "status": "pending",
+        return {"id": record.id, "src": src, "caption": record.name, "badge": badge, "status": "pending",
                 "tooltip": tooltip, "detail": detail}
 
     def _safe_card(self, record: ImageRecord, digest: str | None, request: ExplainRequest, drawer, view: tuple,
@@ -375,7 +375,7 @@ class LabelGrid(pn.viewable.Viewer):
         scores = {c.index: c for c in top}
         truth = record.label
         status = "unknown" if truth is None else ("match" if truth == top[0].index else "mismatch")
-        card = {"id": record.id, "caption": record.path.name, "status": status, "src": plain}
+        card = {"id": record.id, "caption": record.name, "status": status, "src": plain}
         if label is None or label not in explanation.results.get(method, {}):
             reason = ("the label is no class of the model" if label is None
                       else f"the label's class is not in its top {len(top)}")
