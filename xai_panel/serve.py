@@ -78,6 +78,9 @@ def serve(data: str | os.PathLike | None = None, model: str | None = None, port:
         folder = Path(data).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"data folder {folder} does not exist or is not a folder")
+        from .data.datasets import open_dataset
+
+        open_dataset(folder)  # a folder without a usable image is refused here, with what was skipped
         os.environ["XAI_PANEL_DATA"] = str(folder.resolve())
     if model is not None:
         check_model(str(model))

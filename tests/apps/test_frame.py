@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import panel as pn
 import pytest
 
 from xai_panel.apps.frame import UrlState, configured_dataset, configured_settings
@@ -27,6 +28,8 @@ def test_data_and_settings_come_from_the_environment(monkeypatch, folder, tmp_pa
     monkeypatch.setenv("XAI_PANEL_DATA", str(tmp_path / "nowhere"))
     dataset, problem = configured_dataset()
     assert dataset.name == "demo" and "does not exist" in problem
+    # Every page says so (the server's set-up opens the dataset before the first page does).
+    assert configured_dataset() == (dataset, problem)
     monkeypatch.setenv("XAI_PANEL_SETTINGS", '{"lime": {"num_samples": 50}, "methods": ["lime"]}')
     assert configured_settings({}) == ({"lime": {"num_samples": 50}, "methods": ["lime"]}, "")
     monkeypatch.setenv("XAI_PANEL_SETTINGS", '{"lime": {"num_samples": 1}}')
@@ -128,3 +131,16 @@ def test_the_rehearsal_waits_while_a_visitors_job_runs(classifier):
         assert classifier.forward_passes == passes and len(batches) == 1 and not done.is_set()
     assert done.wait(300), "the rehearsal did not carry on after the visitor's job"
     assert len(batches) > 1 and classifier.forward_passes > passes
+
+
+def test_every_page_of_an_unusable_data_folder_shows_why(monkeypatch, tmp_path):
+    """Not a quiet switch to the demo gallery: each page built (the first and the next) says why."""
+    from xai_panel.apps.gallery import gallery_app
+
+    (tmp_path / "notes.txt").write_text("not an image")
+    monkeypatch.setenv("XAI_PANEL_DATA", str(tmp_path))
+    for _ in range(2):
+        template = gallery_app()
+        alerts = [o.object for o in template.main if isinstance(o, pn.pane.Alert)]
+        assert len(alerts) == 1 and alerts[0].startswith("The data folder cannot be used: No images found in"), alerts
+        assert "Skipped: 1 files that are not images" in alerts[0] and "demo gallery is shown instead" in alerts[0]

@@ -231,13 +231,20 @@ def test_serve_refuses_a_bad_data_folder_or_model(tmp_path, capsys, monkeypatch)
 
     monkeypatch.delenv("XAI_PANEL_DATA", raising=False)
     monkeypatch.delenv("XAI_PANEL_MODEL", raising=False)
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.txt").write_text("not an image")
+    (empty / "sub" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
     cases = [(["--data", str(tmp_path / "missing")], f"data folder {tmp_path / 'missing'} does not exist"),
+             (["--data", str(empty)], f"No images found in {empty.resolve()}"),
              (["--model", str(tmp_path / "missing.pt")], f"model file {tmp_path / 'missing.pt'} does not exist"),
              (["--model", "no_such_model"], "unknown model 'no_such_model'")]
     for args, message in cases:
         assert main(["serve", *args, "--port", "0"]) == 2, args  # refused before Panel starts: nothing to stop
         err = capsys.readouterr().err
         assert err.startswith(f"xai-panel serve: error: {message}"), err
+        if args[1] == str(empty):  # what was left out, and why
+            assert "Skipped: 1 broken symlinks" in err and "1 files that are not images" in err, err
 
 
 @pytest.mark.slow

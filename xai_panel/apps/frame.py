@@ -94,8 +94,8 @@ def configured_dataset() -> tuple[Dataset, str]:
     """
     path = config().data or None
     with _lock:
-        if path in _datasets:
-            return _datasets[path], ""
+        if path in _datasets:  # the problem too: every page of an unusable folder says so, not only the first
+            return _datasets[path]
         try:
             dataset = open_dataset(path)
             problem = ""
@@ -103,7 +103,7 @@ def configured_dataset() -> tuple[Dataset, str]:
             _log.error("xai-panel: the data folder cannot be used: %s", exc)
             dataset, problem = open_dataset(None), f"The data folder cannot be used: {exc} The demo gallery is " \
                                                    "shown instead."
-        _datasets[path] = dataset
+        _datasets[path] = dataset, problem
         return dataset, problem
 
 
