@@ -13,6 +13,7 @@ from ..methods.base import (
     Explainer,
     check_methods,
     default_methods,
+    draw_shared_pool,
     make_explainer,
     pool_size_of,
     run_order,
@@ -126,7 +127,7 @@ def explain(
                     first = draw_pool(engine, pool_size, seed, first=int(preview))
                     early = explainer.compute(engine, labels, seed=seed, pool=first, top_k=int(top_k))
                     on_method(replace(result.with_results(**{method: early}), preview=(method,)))
-                pool = draw_pool(engine, pool_size, seed)
+                pool = draw_shared_pool(explainers, engine, labels, seed)
             output = explainer.compute(engine, labels, seed=seed, pool=pool, top_k=int(top_k))
         costs[method] = box["cost"]
         result = result.with_results(costs=costs, **{method: output})

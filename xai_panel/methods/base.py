@@ -29,7 +29,7 @@ from ..engine.results import MethodCost
 __all__ = [
     "Explainer", "available_methods", "dashboard_methods", "default_methods", "make_explainer", "method_class",
     "registry", "method_label", "reduced_settings", "scoring_methods", "pool_size_of", "run_order", "check_methods",
-    "DEFAULT_POOL_SIZE",
+    "DEFAULT_POOL_SIZE", "draw_shared_pool",
 ]
 
 DEFAULT_POOL_SIZE = 1000
@@ -103,6 +103,13 @@ class Explainer(param.Parameterized):
     def pool_size(self) -> int | None:
         """The pool's size, for the method that defines it (None for the others)."""
         return None
+
+    def draw_pool(self, engine, labels, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The shared pool, drawn by the method that defines it: ``pool_size()`` rows of
+        lime's uniform sampler (a method may stop earlier, e.g. LIME's stopping rule)."""
+        from ..engine.perturbation import shared_pool
+
+        return shared_pool(engine, int(self.pool_size()), seed)
 
     def compute(self, engine, labels, *, seed: int, pool, top_k: int) -> dict:
         """``{label: result_type}`` for each class in ``labels``, through ``engine``."""
@@ -254,3 +261,14 @@ def pool_size_of(explainers: dict[str, Explainer]) -> int:
         if explainer.defines_pool:
             return int(explainer.pool_size())
     return DEFAULT_POOL_SIZE
+
+
+def draw_shared_pool(explainers: dict[str, Explainer], engine, labels, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The shared pool for a set of explainers: drawn by its definer (``Explainer.draw_pool``),
+    else ``DEFAULT_POOL_SIZE`` rows of the uniform sampler."""
+    for explainer in explainers.values():
+        if explainer.defines_pool:
+            return explainer.draw_pool(engine, labels, seed=int(seed))
+    from ..engine.perturbation import shared_pool
+
+    return shared_pool(engine, DEFAULT_POOL_SIZE, int(seed))

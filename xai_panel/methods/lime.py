@@ -15,11 +15,11 @@ from functools import partial
 import numpy as np
 import param
 
-from ..engine.perturbation import PerturbationEngine, shared_pool
+from ..engine.perturbation import PerturbationEngine, shared_pool, uniform_coalitions
 from ..engine.results import ScoreResult
 from .base import Explainer
 
-__all__ = ["LimeExplainer", "LimeResult", "explain_lime", "lime_pool"]
+__all__ = ["LimeExplainer", "LimeResult", "explain_lime", "lime_pool", "stable_pool"]
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,26 @@ class LimeExplainer(Explainer):
     card_parameters = ("num_samples", "kernel_width")
     warm_imports = ("lime.lime_base", "sklearn.linear_model", "sklearn.metrics")
 
-    num_samples = param.Integer(1000, bounds=(10, 50000), doc="Coalitions sampled (the shared pool's size).")
+    num_samples = param.Integer(1000, bounds=(10, 50000), doc=(
+        "Coalitions sampled (the shared pool's size); with stop_when_stable, the most that are drawn."))
     kernel_width = param.Number(0.25, bounds=(0.01, 10.0), doc="Width of LIME's exponential kernel on cosine distance.")
+    stop_when_stable = param.Boolean(False, doc=(
+        "Draw the pool in steps of check_every samples (from min_samples) and stop once every class's five "
+        "most supporting superpixels and the ranking of all its weights (Spearman >= stable_rank) have not "
+        "moved for two checks in a row; off: always num_samples (lime's classic fixed budget)."))
+    min_samples = param.Integer(200, bounds=(10, 50000), doc="Samples drawn before the first stopping check.")
+    check_every = param.Integer(50, bounds=(10, 10000), doc="Samples drawn between two stopping checks.")
+    stable_rank = param.Number(0.95, bounds=(0.0, 1.0), doc=(
+        "Spearman correlation of the weights between two checks above which the ranking counts as unmoved."))
 
     def pool_size(self) -> int:
         return int(self.num_samples)
+
+    def draw_pool(self, engine, labels, *, seed):
+        if not self.stop_when_stable:
+            return lime_pool(engine, int(self.num_samples), seed)
+        return stable_pool(engine, labels, seed=seed, max_samples=self.num_samples, min_samples=self.min_samples,
+                           step=self.check_every, stable_rank=self.stable_rank, kernel_width=self.kernel_width)
 
     def compute(self, engine, labels, *, seed, pool, top_k):
         return explain_lime(engine, labels, num_samples=self.num_samples, seed=seed,
@@ -94,6 +109,55 @@ def lime_pool(engine: PerturbationEngine, num_samples: int, seed: int,
               first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """LIME's samples: the engine's shared uniform pool (see ``shared_pool``)."""
     return shared_pool(engine, num_samples, seed, first)
+
+
+STABLE_CHECKS = 2
+"""Consecutive checks at which the surrogate must not move before ``stable_pool`` stops."""
+
+
+def _moved(before: dict[int, LimeResult], after: dict[int, LimeResult], k: int, stable_rank: float) -> bool:
+    """Whether any class's top-``k`` supporting superpixels or its weights' ranking moved."""
+    from scipy.stats import spearmanr
+
+    for label, now in after.items():
+        was = before[label]
+        if set(was.top_segments(k)) != set(now.top_segments(k)):
+            return True
+        if np.ptp(was.weights) == 0 or np.ptp(now.weights) == 0:
+            return True
+        if spearmanr(was.weights, now.weights).statistic < stable_rank:
+            return True
+    return False
+
+
+def stable_pool(engine: PerturbationEngine, labels, *, seed: int, max_samples: int, min_samples: int = 200,
+                step: int = 50, stable_rank: float = 0.95, kernel_width: float = 0.25, k: int = 5,
+                checks: int = STABLE_CHECKS) -> tuple[np.ndarray, np.ndarray]:
+    """The shared pool, drawn until LIME's surrogate stops moving: a prefix of ``lime_pool``.
+
+    A sequential check on the surrogate: after ``min_samples`` samples and then every
+    ``step`` more, LIME is refitted on the samples so far; when no class's ``k`` most
+    supporting superpixels changed and every class's weights rank (Spearman) at least
+    ``stable_rank`` alike for ``checks`` checks in a row, no more are drawn. The pool is
+    always a prefix of lime's sampler for ``seed`` (row 0 the image), so with
+    ``max_samples`` reached it is exactly ``lime_pool(engine, max_samples, seed)``. The
+    refits cost no model passes (a ridge regression per class on at most ``max_samples`` rows).
+    """
+    max_samples = int(max_samples)
+    labels = [int(label) for label in labels]
+    full = uniform_coalitions(max_samples, engine.n_segments, seed)
+    n = min(max(int(min_samples), 2), max_samples)
+    previous, calm = None, 0
+    while True:
+        engine.check_cancelled()
+        pool = full[:n], engine.evaluate(full[:n])
+        if n >= max_samples or not labels:
+            return pool
+        fitted = explain_lime(engine, labels, num_samples=n, seed=seed, kernel_width=kernel_width, pool=pool)
+        calm = 0 if previous is None or _moved(previous, fitted, k, stable_rank) else calm + 1
+        if calm >= checks:
+            return pool
+        previous, n = fitted, min(n + int(step), max_samples)
 
 
 def explain_lime(

@@ -55,15 +55,15 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..engine.perturbation import Cancelled, PerturbationEngine, shared_pool
+from ..engine.perturbation import Cancelled, PerturbationEngine
 from ..engine.results import Segmentation
 from ..engine.segmentation import segment
 from ..methods.base import (
     Explainer,
     check_methods,
+    draw_shared_pool,
     make_explainer,
     method_class,
-    pool_size_of,
     reduced_settings,
     run_order,
     scoring_methods,
@@ -345,7 +345,6 @@ def sanity_check(
         given = settings.get(m)
         explainers[m] = given if isinstance(given, Explainer) else make_explainer(
             m, {**reduced.get(m, {}), **dict(given or {})})
-    pool_size = pool_size_of(explainers)
     if cancel is not None and not hasattr(cancel, "is_set"):
         cancel = _CancelCallable(cancel)
 
@@ -363,7 +362,7 @@ def sanity_check(
             pool, vectors, tops = None, {}, {}
             for name, e in explainers.items():  # as explain() runs them: the pool drawn when first needed
                 if pool is None and e.needs_pool():
-                    pool = shared_pool(engine, pool_size, int(seed))
+                    pool = draw_shared_pool(explainers, engine, [target], int(seed))
                 result = e.compute(engine, [target], seed=int(seed), pool=pool, top_k=1)[target]
                 vectors[name] = np.asarray(result.vector(m_seg), np.float64)
                 tops[name] = frozenset(result.top_set(int(k_top_segments)))

@@ -29,10 +29,10 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 from scipy.stats import rankdata
 
-from ..engine.perturbation import PerturbationEngine, shared_pool
+from ..engine.perturbation import PerturbationEngine
 from ..engine.results import Segmentation
 from ..engine.segmentation import segment
-from ..methods.base import Explainer, check_methods, default_methods, make_explainer, pool_size_of, run_order
+from ..methods.base import Explainer, check_methods, default_methods, draw_shared_pool, make_explainer, run_order
 from ..models.classifier import Classifier, ClassScore, top_k_of
 
 __all__ = ["stability", "StabilityReport", "MethodStability", "add_noise", "jaccard", "spearman"]
@@ -214,7 +214,6 @@ def stability(
     if not 1 <= int(top_k) <= min(classifier.num_classes, 20):
         raise ValueError(f"top_k must be between 1 and {min(classifier.num_classes, 20)}, got {top_k}")
     explainers = {m: make_explainer(m, settings.get(m)) for m in methods}  # in explain()'s run order
-    pool_size = pool_size_of(explainers)
 
     t0 = time.perf_counter()
     view = classifier.prepare(np.asarray(image))
@@ -229,7 +228,7 @@ def stability(
             pool, out = None, {}
             for name, e in explainers.items():  # as explain() runs them: the pool drawn when first needed
                 if pool is None and e.needs_pool():
-                    pool = shared_pool(engine, pool_size, seed)
+                    pool = draw_shared_pool(explainers, engine, labels, seed)
                 out[name] = e.compute(engine, labels, seed=seed, pool=pool, top_k=int(top_k))
         passes += box["cost"].forward_passes
         done += 1
