@@ -147,10 +147,12 @@ def stable_pool(engine: PerturbationEngine, labels, *, seed: int, max_samples: i
     labels = [int(label) for label in labels]
     full = uniform_coalitions(max_samples, engine.n_segments, seed)
     n = min(max(int(min_samples), 2), max_samples)
-    previous, calm = None, 0
+    previous, calm, probs = None, 0, np.zeros((0, 0))
     while True:
         engine.check_cancelled()
-        pool = full[:n], engine.evaluate(full[:n])
+        new = engine.evaluate(full[len(probs):n])  # only the rows drawn since the last check
+        probs = new if not len(probs) else np.concatenate([probs, new])
+        pool = full[:n], probs
         if n >= max_samples or not labels:
             return pool
         fitted = explain_lime(engine, labels, num_samples=n, seed=seed, kernel_width=kernel_width, pool=pool)
