@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import re
 import zipfile
@@ -86,3 +87,20 @@ def test_the_report_holds_the_top_classes_every_methods_maps_costs_and_trust(eve
 def test_a_report_needs_an_explanation():
     with pytest.raises(TypeError, match="report_html needs an Explanation, got dict"):
         report_html({})
+
+
+def test_the_report_adds_stability_and_the_sanity_check_when_given(every_method, classifier, chelsea):
+    from xai_panel.metrics.sanity import sanity_check
+    from xai_panel.metrics.stability import stability
+
+    grid = dict(segmentation="grid", segmentation_params={"rows": 3, "cols": 3}, settings={"lime": {"num_samples": 40}})
+    steady = stability(chelsea, classifier, methods=("lime",), seeds=2, noise_repeats=1, top_k=2, **grid)
+    check = sanity_check(chelsea, classifier, methods=("lime",), stages=1, **grid)
+    text = report_html(every_method, title="chelsea.png", stability=steady, sanity=check)
+    s = steady.results["lime"][steady.top[0].index]
+    row = re.search(r"<table class='stability'>.*?</table>", text, re.S).group(0)
+    assert f"<td class='n'>{s.seed_jaccard:.2f}</td><td class='n'>{s.seed_spearman:.2f}</td>" in row
+    assert f"{steady.forward_passes} forward passes" in text
+    sanity = re.search(r"<table class='sanity'>.*?</table>", text, re.S).group(0)
+    assert f"{check.similarity['lime'][-1]:+.2f}" in sanity and ("passes" in sanity or "FAILS" in sanity)
+    assert html.escape(check.verdict("lime")) in text
