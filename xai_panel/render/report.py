@@ -86,6 +86,15 @@ def _cost(cost) -> str:
     return " · ".join(parts)
 
 
+def _suffix(result) -> str:
+    """What a caption adds to the class: the number a result type is read by (an anchor's precision, LIME's fit)."""
+    if getattr(result, "precision", None) is not None and hasattr(result, "coverage"):
+        return f" · P {result.precision:.0%}, coverage {result.coverage:.0%}"
+    if getattr(result, "score", None) is not None and hasattr(result, "intercept"):
+        return f" · R² {result.score:.2f}"
+    return ""
+
+
 def _method_section(explanation: Explanation, method: str) -> str:
     from ..methods.base import method_class
 
@@ -99,7 +108,7 @@ def _method_section(explanation: Explanation, method: str) -> str:
         figures = []
         for rank, score in enumerate(explanation.top, 1):
             if score.index in results:
-                caption = f"{rank}. {score.name} ({score.probability:.1%})"
+                caption = f"{rank}. {score.name} ({score.probability:.1%}){_suffix(results[score.index])}"
                 figures.append(f"<figure>{_img(figure(explanation, method, score.index, limit), caption, 'map')}"
                                f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         body.append(f'<div class="strip">{"".join(figures)}</div>')
