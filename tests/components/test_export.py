@@ -134,3 +134,22 @@ def test_an_import_of_something_else_is_refused_with_a_message(tmp_path):
             import_results(store, tmp_path / "result.json")
         with pytest.raises(ExportError, match="does not exist"):
             import_results(store, tmp_path / "missing")
+
+
+def test_the_report_adds_a_stability_report_of_this_image_only(explained, photos):
+    from dataclasses import replace
+
+    from xai_panel.metrics.stability import stability
+
+    session, _, _, buttons = explained
+    e = session.explanation
+    report = stability(e.image, session.classifier, methods=("lime",), seeds=2, noise_repeats=0, top_k=2,
+                       segmentation="grid", segmentation_params={"rows": 3, "cols": 3},
+                       settings={"lime": {"num_samples": 40}})
+    try:
+        buttons.stability = report
+        assert "<h2>Stability</h2>" in buttons.report().getvalue().decode()
+        buttons.stability = replace(report, image=e.image[::-1].copy())  # a report of another image: left out
+        assert "<h2>Stability</h2>" not in buttons.report().getvalue().decode()
+    finally:
+        buttons.stability = None
