@@ -38,7 +38,7 @@ def picture_download(pane, image_name: Callable[[], str] | None = None) -> pn.wi
     """A button that downloads ``pane``'s picture of its selected class (else its top class) as PNG,
     as the pane draws it now; ``image_name()`` names the file."""
     button = pn.widgets.FileDownload(label="PNG of the selected class", filename=f"{pane.method}.png",
-                                     button_type="light", css_classes=[f"xp-download-{pane.method}"], width=200,
+                                     color="light", css_classes=[f"xp-download-{pane.method}"], width=200,
                                      margin=(0, 10))
 
     def make() -> io.BytesIO:
@@ -131,7 +131,7 @@ class ExportButtons(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        made = dict(button_type="primary", button_style="outline", width=210, margin=(5, 10),
+        made = dict(color="primary", variant="outline", width=210, margin=(5, 10),
                     disabled=pn.bind(lambda e: e is None or not e.methods, self.param.explanation))
         self._buttons = [
             pn.widgets.FileDownload(callback=self.figures, label="Figures (PNG, zip)", css_classes=["xp-export-figures"],
