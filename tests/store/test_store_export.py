@@ -109,6 +109,11 @@ def test_import_refuses_what_is_not_an_export(stored, tmp_path, capsys):
     (edited / "result.json").write_text(json.dumps(document))
     code, _, err = _run(capsys, "import", edited, "--store", tmp_path / "s.sqlite")
     assert code == 2 and "its key does not match its settings" in err
+    # an export of an older version (no format, no superpixels)
+    del document["format"], document["segmentation"]["labels"]
+    (edited / "result.json").write_text(json.dumps(document))
+    code, _, err = _run(capsys, "import", edited, "--store", tmp_path / "s.sqlite")
+    assert code == 2 and "written by an older xai-panel" in err
     # a damaged picture
     damaged = tmp_path / "damaged"
     shutil.copytree(folder, damaged)

@@ -279,8 +279,11 @@ def _decode_document(document: dict, read: Callable[[str], bytes], where: str):
     """(Explanation of one method, image hash, request, summary fields) from one ``result.json``."""
     if not isinstance(document, dict) or "method" not in document or "results" not in document:
         raise ExportError(f"{where}: not an xai-panel result.json")
-    if document.get("format", FORMAT) != FORMAT:
-        raise ExportError(f"{where}: export format {document.get('format')!r}; this version reads {FORMAT}")
+    if "format" not in document:
+        raise ExportError(f"{where}: written by an older xai-panel, whose exports lack the superpixels and "
+                          "array types an import needs; export it again")
+    if document["format"] != FORMAT:
+        raise ExportError(f"{where}: export format {document['format']!r}; this version reads {FORMAT}")
     config, image_hash, method = document.get("config"), document.get("image_hash"), document["method"]
     if not config or not image_hash:
         raise ExportError(f"{where}: has no settings or image hash, so it has no key to be stored under "
