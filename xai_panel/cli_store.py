@@ -1,4 +1,4 @@
-"""``xai-panel precompute`` and ``xai-panel store info|prune|export``.
+"""``xai-panel precompute`` and ``xai-panel store info|prune|export|import``.
 
 Wiring (in ``xai_panel/cli.py``)::
 
@@ -154,10 +154,10 @@ def main_precompute(argv: list[str] | None = None) -> int:
 
 # -- store ---------------------------------------------------------------------------
 def add_store_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``store info|prune|export`` on an ``add_subparsers()`` object."""
-    p = subparsers.add_parser("store", help="inspect, prune or export the explanation store",
-                              description="Inspect, prune or export the explanation store.")
-    actions = p.add_subparsers(dest="store_command", required=True, metavar="{info,prune,export}")
+    """Register ``store info|prune|export|import`` on an ``add_subparsers()`` object."""
+    p = subparsers.add_parser("store", help="inspect, prune, export or import the explanation store",
+                              description="Inspect, prune, export or import the explanation store.")
+    actions = p.add_subparsers(dest="store_command", required=True, metavar="{info,prune,export,import}")
 
     info = actions.add_parser("info", help="size, schema and row counts per model, method and version")
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -170,11 +170,18 @@ def add_store_parser(subparsers) -> argparse.ArgumentParser:
     prune.add_argument("--all", action="store_true", help="everything")
     prune.add_argument("--no-vacuum", action="store_true", help="do not compact the file afterwards")
 
-    export = actions.add_parser("export", help="write stored results as JSON + PNGs")
+    export = actions.add_parser("export", help="write stored results as JSON + PNGs (or one HTML report per image)")
     export.add_argument("ref", metavar="REF", help="image id, image hash or result key (or a 6+ digit prefix)")
     export.add_argument("--out", default="xai-panel-export", help="output folder (default: ./xai-panel-export)")
+    export.add_argument("--html", action="store_true",
+                        help="write one self-contained HTML report per image instead (every stored method's maps, "
+                             "costs and trust metrics; no external resources)")
 
-    for sub in (info, prune, export):
+    load = actions.add_parser("import", help="store results written by store export (or a dashboard's numbers zip)")
+    load.add_argument("paths", metavar="PATH", nargs="+",
+                      help="an export folder, a result.json, or a zip downloaded from a dashboard")
+
+    for sub in (info, prune, export, load):
         sub.add_argument("--store", metavar="PATH", help="store file (default: $XAI_PANEL_STORE or the user cache dir)")
         sub.set_defaults(func=run_store)
     return p
@@ -190,10 +197,11 @@ def _human(n: float) -> str:
 
 def run_store(args: argparse.Namespace) -> int:
     from .store import ExplanationStore, StoreError, export_result, find_results
+    from .store.export import ExportError, import_results
 
     prog = f"xai-panel store {args.store_command}"
     try:
-        store = ExplanationStore(args.store, create=args.store_command != "info" and args.store_command != "export")
+        store = ExplanationStore(args.store, create=args.store_command not in ("info", "export"))
         if args.store_command == "info":
             info = store.info()
             if args.json:
@@ -214,12 +222,43 @@ def run_store(args: argparse.Namespace) -> int:
                             other_versions=args.other_versions, everything=args.all, vacuum=not args.no_vacuum)
             print(f"pruned {n} result(s) from {store.path}")
             return 0
+        if args.store_command == "import":
+            for path in args.paths:
+                keys = import_results(store, path)
+                print(f"imported {len(keys)} result(s) from {path} into {store.path}")
+            return 0
         keys = find_results(store, args.ref)
         if not keys:
-            return _fail(prog, f"nothing stored for {args.ref!r} in {store.path} (give an image id, image hash or key)")
+            return _fail(prog, f"nothing stored for {args.ref!r} in {store.path} (give an image id, image hash or key; "
+                               "'xai-panel store info' lists what is stored)")
+        if args.html:
+            for path in write_reports(store, keys, args.out):
+                print(path)
+            return 0
         for key in keys:
             folder = export_result(store, key, args.out)
             print(folder)
         return 0
-    except StoreError as exc:
+    except (StoreError, ExportError, OSError) as exc:
         return _fail(prog, str(exc))
+
+
+def write_reports(store, keys: list[str], out: str) -> list:
+    """One HTML report per image (and shared settings) of the stored ``keys``, in ``out``."""
+    from pathlib import Path
+
+    from .render.figures import safe_name
+    from .render.report import report_html
+    from .store.export import stored_explanations
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, explanation in stored_explanations(store, keys):
+        path = folder / f"{safe_name(Path(name).stem)}_report.html"
+        n = 2
+        while path in written:  # the same image with other settings
+            path, n = folder / f"{safe_name(Path(name).stem)}_report_{n}.html", n + 1
+        path.write_text(report_html(explanation, title=name), encoding="utf-8")
+        written.append(path)
+    return written

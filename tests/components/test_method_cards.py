@@ -47,7 +47,7 @@ def test_the_occlusion_card_shows_when_requested_and_draws_its_scores(photos):
     cards = {card.title.split(" · ")[0]: card for card in explanation_cards(session, settings, top)
              if isinstance(card, pn.Card)}
     assert list(cards) == ["LIME", "Anchors", "SHAP", "Occlusion", "Grad-CAM", "Integrated Gradients", "SmoothGrad",
-                           "Inspect", "Trust"]  # the methods' cards, the HoloViews inspection, then trust
+                           "Inspect", "Trust", "Export"]  # the methods' cards, the HoloViews inspection, trust, export
     assert cards["LIME"].visible and not cards["Occlusion"].visible
     settings.methods = ["lime", "occlusion"]
     assert cards["Occlusion"].visible and not cards["SHAP"].visible

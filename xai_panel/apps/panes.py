@@ -1,5 +1,6 @@
-"""The cards both dashboards show under the prediction: one per registered method, then cost
-trust, and stability. A method's card is shown while the settings request it."""
+"""The cards both dashboards show under the prediction: one per registered method, then trust,
+the downloads, cost and stability. A method's card is shown while the settings request it, with a
+download of its picture."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ..components.panes.inspection import InspectionPane
 from ..components.panes.stability import StabilityPane
 from ..components.panes.timing import TimingPane
 from ..components.panes.trust import TrustPane
+from ..components.widgets.export import ExportButtons, picture_download
 from ..methods.base import method_class
 from .frame import lazy_card
 
@@ -23,25 +25,31 @@ def _requested(request: dict, method: str) -> bool:
 
 
 def explanation_cards(session, settings, inspect) -> list:
-    """A card per registered method (its pane), the HoloViews inspection (built when opened),
-    then the trust, cost and stability cards."""
-    cards = []
+    """A card per registered method (its pane and its picture's download), the HoloViews
+    inspection (built when opened), then the trust, export, cost and stability cards."""
+    cards, panes = [], []
     for method in settings.param.methods.objects:  # every registered method, in display order
         pane = method_pane(session, method, inspect=inspect)
         if pane is None:  # results no pane can draw: said once, in the log of the page build
             continue
+        panes.append(pane)
         explainer = method_class(method)
         title = f"{explainer.label} · {explainer.caption}" if explainer.caption else explainer.label
-        cards.append(pn.Card(pane, title=title, css_classes=[f"xp-card-{method}"],
+        cards.append(pn.Card(pane, picture_download(pane, lambda: session.image_name), title=title,
+                             css_classes=[f"xp-card-{method}"],
                              visible=pn.bind(_requested, settings.param.request, method), **CARD))
     cards.append(lazy_card(InspectionPane.from_session(session, inspect=inspect),
                            "Inspect · the score and superpixel under the cursor, maps zoomed together",
                            css_classes=["xp-card-inspect"], sizing_mode="stretch_width", margin=(6, 6)))
-    cards.append(pn.Card(TrustPane.from_session(session, inspect=inspect),
-                         title="Trust · faithfulness (deletion, insertion), agreement, sanity check",
+    trust = TrustPane.from_session(session, inspect=inspect)
+    cards.append(pn.Card(trust, title="Trust · faithfulness (deletion, insertion), agreement, sanity check",
                          css_classes=["xp-card-trust"], **CARD))
     timing = TimingPane.from_session(session)
     stability = StabilityPane.from_session(session, inspect=inspect)
+    downloads = ExportButtons.from_session(session, panes=panes, stability=stability.param.report,
+                                           sanity=trust.sanity.param.check)
+    cards.append(pn.Card(downloads, title="Export · figures, numbers, report", css_classes=["xp-card-export"],
+                         **CARD))
     cards.append(pn.Row(
         pn.Card(timing, title="Cost · wall time, forward and backward passes, cache hits", **CARD),
         pn.Card(stability, title="Stability · seeds and input noise", **CARD),

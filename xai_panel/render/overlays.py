@@ -14,7 +14,7 @@ from ..engine.results import ScoreResult, paint
 
 __all__ = [
     "POSITIVE", "NEGATIVE", "ANCHOR",
-    "boundaries", "dim", "grayscale", "lime_overlay", "anchor_overlay", "score_map", "symmetric_limit",
+    "boundaries", "dim", "grayscale", "lime_overlay", "anchor_overlay", "score_map", "score_overlay", "symmetric_limit",
 ]
 
 POSITIVE = (34, 197, 94)  # green: supports the class
@@ -106,3 +106,14 @@ def symmetric_limit(maps: Iterable[np.ndarray]) -> float:
     """One colour limit for all classes: the largest |value| over every map (never 0)."""
     limit = max((float(np.max(np.abs(m))) for m in maps if np.size(m)), default=0.0)
     return limit if limit > 0 else 1e-6
+
+
+def score_overlay(image: np.ndarray, values: np.ndarray, limit: float, cmap: str = "RdBu_r",
+                  alpha: float = 0.7) -> np.ndarray:
+    """``values`` (HxW) coloured on a diverging map from -limit to +limit, over the image in grey."""
+    from matplotlib import colormaps  # on first use: matplotlib is slow to import
+
+    grey = grayscale(image, lift=0.35).astype(np.float32)
+    scaled = np.clip(np.asarray(values, np.float32) / (2 * limit) + 0.5, 0.0, 1.0)
+    colour = colormaps[cmap](scaled, bytes=True)[..., :3].astype(np.float32)
+    return (grey * (1 - alpha) + colour * alpha).round().astype(np.uint8)

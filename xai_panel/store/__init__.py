@@ -14,7 +14,15 @@ from ..engine.request import SCHEMA_VERSION, ExplainRequest, canonical_json, dig
 from ..engine.service import explain_cached, merge_explanations
 from .codec import CodecError
 from .entries import EncodedExplanation, decode_explanation, encode_explanation
-from .export import export_result, find_results
+from .export import (
+                     ExportError,
+                     explanation_zip,
+                     export_explanation,
+                     export_result,
+                     find_results,
+                     import_results,
+                     stored_explanations,
+)
 from .sqlite import (
                      MIGRATIONS,
                      SORT_COLUMNS,
@@ -28,8 +36,9 @@ from .sqlite import (
 )
 
 __all__ = [
-    "CodecError", "EncodedExplanation", "ExplainRequest", "ExplanationStore", "ImageSummary", "MIGRATIONS",
+    "CodecError", "EncodedExplanation", "ExportError", "ExplainRequest", "ExplanationStore", "ImageSummary", "MIGRATIONS",
     "SCHEMA_VERSION", "SORT_COLUMNS", "StoreError", "StoreFullError", "StoreLockedError", "StoredResult",
     "canonical_json", "decode_explanation", "default_store_path", "digest", "encode_explanation",
-    "explain_cached", "export_result", "find_results", "merge_explanations", "package_version",
+    "explain_cached", "explanation_zip", "export_explanation", "export_result", "find_results", "import_results",
+    "stored_explanations", "merge_explanations", "package_version",
 ]

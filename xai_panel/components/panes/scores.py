@@ -14,20 +14,11 @@ from matplotlib import colormaps
 
 from ...engine.results import ScoreResult
 from ...methods.shap import ShapResult
-from ...render.overlays import grayscale, score_map, symmetric_limit
+from ...render.overlays import score_map, score_overlay, symmetric_limit
 from ...render.tiles import colorbar_html
 from .base import MethodPane
 
 __all__ = ["ScorePane", "ShapPane", "score_overlay"]
-
-
-def score_overlay(image: np.ndarray, values: np.ndarray, limit: float, cmap: str = "RdBu_r",
-                  alpha: float = 0.7) -> np.ndarray:
-    """``values`` (HxW) coloured on a diverging map from -limit to +limit, over the image in grey."""
-    grey = grayscale(image, lift=0.35).astype(np.float32)
-    scaled = np.clip(np.asarray(values, np.float32) / (2 * limit) + 0.5, 0.0, 1.0)
-    colour = colormaps[cmap](scaled, bytes=True)[..., :3].astype(np.float32)
-    return (grey * (1 - alpha) + colour * alpha).round().astype(np.uint8)
 
 
 class ScorePane(MethodPane):
