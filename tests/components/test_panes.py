@@ -201,3 +201,22 @@ def test_a_lime_preview_is_marked_until_the_final_fit_replaces_it(lime_shap):
     pane.explanation = lime_shap  # the same results, now final: the captions follow
     assert not any("preview" in label for label, _ in pane.tiles())
     assert not any("preview" in c for c in captions(pane._view.object))
+
+
+def test_another_image_is_drawn_once_framing_its_top_class(lime_shap, photos, classifier):
+    """A new image's explanation with the old class still selected: one drawing, framing the new
+    top class (the class list resets ``selected`` to it next, which then changes nothing)."""
+    from xai_panel import explain
+
+    other = explain(photos["coffee"], classifier, ["lime"], top_k=5, segmentation="slic",
+                    settings={"lime": {"num_samples": 30}})
+    assert other.labels[0] != lime_shap.labels[2]
+    pane = LimePane(explanation=lime_shap, selected=lime_shap.labels[2])
+    assert pane.marked == lime_shap.labels[2]
+    drawn = []
+    pane.param.watch(lambda *events: drawn.append({e.name: e.new for e in events}), ["shown", "marked"])
+    pane.explanation = other
+    pane.selected = other.labels[0]  # as TopClasses does when its top changes
+    assert len(drawn) == 1 and drawn[0]["marked"] == other.labels[0] and drawn[0]["shown"] is other
+    pane.selected = other.labels[3]  # a click on a class: the frame follows it
+    assert pane.marked == other.labels[3] and len(drawn) == 2

@@ -153,10 +153,18 @@ class MethodPane(pn.viewable.Viewer):
         e = self.explanation
         key = None if e is None else (id(e.image), e.top, id(e.results.get(self.method)), self.method in e.preview)
         values = {}
+        # Another image's classes: the frame goes to its top class at once, where the class list is
+        # about to reset ``selected`` (drawn once, not once with the old class and again).
+        new_top = e is not None and self._shown_key is not None and self._shown_key[:2] != key[:2]
         if key != self._shown_key:
             self._shown_key = key
             values["shown"] = e
-        marked = self.selected if self.results(e) else None
+        if new_top:
+            marked = e.labels[0] if self.results(e) and e.labels else None
+        elif e is not None and self.selected not in e.labels and self.results(e):
+            marked = self.marked  # a class of another image (the class list is ahead of us): wait for its explanation
+        else:
+            marked = self.selected if self.results(e) else None
         if marked != self.marked:
             values["marked"] = marked
         if values:
