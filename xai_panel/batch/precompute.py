@@ -109,12 +109,17 @@ class Precompute:
 
     ``metrics`` (names of ``xai_panel.metrics.trust.METRICS``) and ``metric_settings``
     (``METRIC_SETTINGS`` keys) add the trust metrics; both are checked here, before any work.
+
+    ``preset`` (``xai_panel.presets``) fills in methods, segmentation and settings under what
+    is given, as for ``explain``; ``xai-panel precompute`` passes ``"interactive"`` unless told
+    otherwise, so what it stores is what the dashboards look up.
     """
 
     def __init__(self, data, *, store: ExplanationStore | str | os.PathLike | None = None,
                  model: str = DEFAULT_MODEL, methods: Iterable[str] | None = None,
-                 top_k: int = 5, seed: int = 0, segmentation: str = "quickshift",
+                 top_k: int = 5, seed: int = 0, segmentation: str | None = None,
                  segmentation_params: Mapping | None = None, fill: str = "mean", settings: Mapping | None = None,
+                 preset: str | None = None,
                  workers: int | None = None, scheduler: str | None = None, client=None,
                  model_threads: int | None = None, limit: int | None = None,
                  metrics: Iterable[str] | str | None = None, metric_settings: Mapping | None = None):
@@ -125,6 +130,11 @@ class Precompute:
             raise ValueError("give at most one of workers, scheduler and client")
         if workers is not None and int(workers) < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
+        from ..engine.pipeline import apply_preset
+
+        methods, segmentation, segmentation_params, settings = apply_preset(
+            preset, methods, segmentation, segmentation_params, settings)
+        self.preset = preset
         self.request = ExplainRequest.create(None, methods, top_k=top_k, seed=seed, segmentation=segmentation,
                                              segmentation_params=segmentation_params, fill=fill, settings=settings)
         self.records = resolve_dataset(data)[: limit if limit is not None else None]

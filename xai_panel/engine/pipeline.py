@@ -23,13 +23,30 @@ from .perturbation import shared_pool as draw_pool
 from .results import Explanation, MethodCost, Segmentation
 from .segmentation import segment
 
-__all__ = ["explain", "DEFAULT_POOL_SIZE"]
+__all__ = ["explain", "apply_preset", "DEFAULT_POOL_SIZE"]
 
 
 def _default_classifier() -> Classifier:
     from ..models import load_classifier
 
     return load_classifier()
+
+
+def apply_preset(preset: str | None, methods, segmentation: str | None, segmentation_params, settings) -> tuple:
+    """(methods, segmentation, segmentation_params, settings) of ``explain`` with ``preset``
+    filled in under what was given explicitly (see ``explain``)."""
+    if preset is None:
+        return methods, segmentation or "quickshift", segmentation_params, settings
+    from ..presets import preset as named
+
+    chosen = named(preset)
+    if segmentation is None or segmentation == chosen.segmentation:
+        segmentation_params = {**chosen.segmentation_params, **dict(segmentation_params or {})}
+    merged: dict = {m: dict(s) for m, s in chosen.settings.items()}
+    for m, given in dict(settings or {}).items():
+        merged[m] = given if isinstance(given, Explainer) else {**merged.get(m, {}), **dict(given or {})}
+    return (chosen.methods if methods is None else methods, segmentation or chosen.segmentation,
+            segmentation_params, merged)
 
 
 def explain(
@@ -39,11 +56,12 @@ def explain(
     *,
     top_k: int = 5,
     seed: int = 0,
-    segmentation: str = "quickshift",
+    segmentation: str | None = None,
     segmentation_params: Mapping[str, object] | None = None,
     fill: str = "mean",
     segments: Segmentation | None = None,
     settings: Mapping[str, Mapping | Explainer] | None = None,
+    preset: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     cancel=None,
     on_method: Callable[[Explanation], None] | None = None,
@@ -73,7 +91,15 @@ def explain(
     into ``res.faithfulness[method][label]`` and ``res.agreement[label]``;
     ``metric_settings`` sets ``steps``, ``random_orders``, ``seed`` (of the random orders)
     and ``k`` (the agreement's top-k).
+
+    ``preset`` (``"interactive"``, ``"thorough"``: ``xai_panel.presets``) gives the methods,
+    the superpixels and each method's settings; what is passed explicitly overrides it
+    (``methods``; ``segmentation``, whose parameters then are ``segmentation_params`` only;
+    ``segmentation_params``; ``settings``, parameter by parameter, or a whole explainer).
+    Without a preset, ``segmentation`` is ``"quickshift"`` (the ``thorough`` preset's).
     """
+    methods, segmentation, segmentation_params, settings = apply_preset(
+        preset, methods, segmentation, segmentation_params, settings)
     classifier = classifier or _default_classifier()
     methods = run_order(default_methods() if methods is None else methods)
     settings = dict(settings or {})

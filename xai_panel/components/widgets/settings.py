@@ -15,6 +15,7 @@ import param
 from ...engine.perturbation import FILLS
 from ...engine.segmentation import ALGORITHMS, DEFAULTS
 from ...methods.base import available_methods, dashboard_methods, make_explainer, method_class, registry
+from ...presets import preset
 
 __all__ = ["ExplainerSettings", "FAST_SETTINGS", "fast_settings"]
 
@@ -28,14 +29,14 @@ _SEGMENTATION_PARAMS = {
 
 
 def fast_settings() -> dict:
-    """The dashboards' interactive budget: SLIC superpixels (about 40 ms for a 224-pixel view,
-    where lime's quickshift takes about 0.5 s) and each registered method's ``interactive``
-    settings (a smaller LIME pool, smaller anchors, fewer SHAP passes)."""
-    return {"segmentation": "slic", **{m: dict(cls.interactive) for m, cls in registry().items() if cls.interactive}}
+    """The dashboards' interactive budget: the ``interactive`` preset's settings
+    (``xai_panel.presets``), kept under its old name."""
+    return preset("interactive").as_settings()
 
 
 FAST_SETTINGS = fast_settings()
-"""See ``fast_settings`` (read when this module loads; call it for methods registered later)."""
+"""The ``interactive`` preset's settings (read when this module loads; call ``fast_settings`` or
+``xai_panel.presets.preset("interactive")`` for methods registered later)."""
 
 
 class ExplainerSettings(pn.viewable.Viewer):
