@@ -137,8 +137,8 @@ def run_precompute(args: argparse.Namespace) -> int:
         report = precompute(
             args.data, store=store, model=args.model, methods=methods, top_k=args.top_k, seed=args.seed,
             segmentation=args.segmentation, segmentation_params=seg, fill=args.fill, settings=settings,
-            preset=args.preset, workers=args.workers, scheduler=args.scheduler, model_threads=args.model_threads, limit=args.limit,
-            metrics=metrics, metric_settings=metric_settings, progress=not args.no_progress)
+            preset=args.preset, workers=args.workers, scheduler=args.scheduler, model_threads=args.model_threads,
+            limit=args.limit, metrics=metrics, metric_settings=metric_settings, progress=not args.no_progress)
     except (StoreError, DatasetError, ValueError, OSError) as exc:
         return _fail(prog, str(exc))
     except KeyboardInterrupt:
