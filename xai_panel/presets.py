@@ -63,15 +63,23 @@ class Preset:
                 settings: Mapping[str, Mapping[str, Any]]) -> bool:
         """Whether these resolved settings (every default filled in, as ``ExplainRequest`` holds
         them) are this preset's: same superpixels and, for each method given, same settings."""
-        from .engine.request import canonical_json
         from .engine.segmentation import DEFAULTS
 
         if segmentation != self.segmentation:
             return False
         given = {**DEFAULTS.get(segmentation, {}), **dict(segmentation_params or {})}
-        if canonical_json(given) != canonical_json(self.resolved_segmentation_params()):
+        if _plain(given) != _plain(self.resolved_segmentation_params()):
             return False
-        return all(canonical_json(dict(s)) == canonical_json(self.method_settings(m)) for m, s in settings.items())
+        return all(_plain(dict(s)) == _plain(self.method_settings(m)) for m, s in settings.items())
+
+
+def _plain(value):
+    """Settings compared by value: a tuple read back from JSON is a list (1 == 1.0 already holds)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _interactive() -> Preset:
