@@ -53,3 +53,34 @@ def test_precompute_refuses_an_unknown_preset_before_any_work(tmp_path, capsys):
     assert code == 2
     assert "xai-panel precompute: error: unknown preset 'bogus'; the presets are interactive, thorough" in err
     assert not store.exists()  # refused before the store was opened
+
+
+def test_a_presets_method_the_model_refuses_is_left_out_not_failed(tmp_path, images, capsys):
+    """The dashboards' preset ticks Grad-CAM; an ONNX file has no gradients. Precompute with the
+    defaults stores the other methods and says what it left out; named with --methods, it fails."""
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool, self.fc = torch.nn.AdaptiveAvgPool2d(1), torch.nn.Linear(3, 1000)
+
+        def forward(self, x):
+            return self.fc(self.pool(x).flatten(1))
+
+    model = tmp_path / "tiny.onnx"
+    torch.onnx.export(Tiny(), torch.zeros(1, 3, 224, 224), str(model), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "batch"}})
+    store = tmp_path / "s.sqlite"
+    common = [str(tmp_path / "images"), "--store", str(store), "--model", str(model), "--top-k", "1", "--limit", "1",
+              "--set", "lime.num_samples=30", "--set", "anchors.max_anchor_size=1", "--set", "shap.nsamples=40",
+              "--no-progress"]
+    assert main(["precompute", *common]) == 0
+    out = capsys.readouterr().out
+    assert "1 computed" in out and "0 failed" in out
+    assert "left out (the preset's, refused by the model): gradcam:" in out and "needs a torch model" in out
+    assert set(_configs(store)) == {"lime", "anchors", "shap"}
+    assert main(["precompute", *common]) == 0  # and it is complete: a rerun has nothing to do
+    assert "0 computed, 1 already stored" in capsys.readouterr().out
+    assert main(["precompute", *common, "--methods", "gradcam,lime"]) == 1  # asked for by name: a failure
+    assert "gradcam failed" in capsys.readouterr().out
