@@ -130,3 +130,28 @@ def test_explicit_settings_override_the_preset_in_explain(classifier, chelsea):
     grid = xp.explain(chelsea, classifier, methods=("lime",), preset="interactive", segmentation="grid",
                       settings={"lime": {"num_samples": 30}}, top_k=1)
     assert grid.settings["segmentation"] == "grid" and grid.segmentation.n_segments == 36
+
+
+def test_a_presets_method_the_model_refuses_is_left_out_and_named(tmp_path, chelsea):
+    import torch
+
+    from xai_panel.models import ModelError, load_classifier
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool, self.fc = torch.nn.AdaptiveAvgPool2d(1), torch.nn.Linear(3, 1000)
+
+        def forward(self, x):
+            return self.fc(self.pool(x).flatten(1))
+
+    path = tmp_path / "tiny.onnx"
+    torch.onnx.export(Tiny(), torch.zeros(1, 3, 224, 224), str(path), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "batch"}})
+    onnx = load_classifier(str(path))
+    small = {"lime": {"num_samples": 30}, "anchors": {"max_anchor_size": 1}, "shap": {"nsamples": 40}}
+    res = xp.explain(chelsea, onnx, preset="interactive", settings=small, top_k=1)
+    assert res.refused == ("gradcam",) and "needs a torch model" in res.errors["gradcam"]
+    assert set(res.methods) == {"lime", "anchors", "shap"} and "gradcam" not in res.settings
+    with pytest.raises(ModelError, match="needs a torch model"):  # named: refused as before
+        xp.explain(chelsea, onnx, methods=("gradcam",), preset="interactive", top_k=1)

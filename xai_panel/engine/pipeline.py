@@ -17,7 +17,7 @@ from ..methods.base import (
     pool_size_of,
     run_order,
 )
-from ..models.classifier import Classifier, top_k_of
+from ..models.classifier import Classifier, ModelError, top_k_of
 from .perturbation import PerturbationEngine
 from .perturbation import shared_pool as draw_pool
 from .results import Explanation, MethodCost, Segmentation
@@ -96,8 +96,11 @@ def explain(
     the superpixels and each method's settings; what is passed explicitly overrides it
     (``methods``; ``segmentation``, whose parameters then are ``segmentation_params`` only;
     ``segmentation_params``; ``settings``, parameter by parameter, or a whole explainer).
-    Without a preset, ``segmentation`` is ``"quickshift"`` (the ``thorough`` preset's).
+    Without a preset, ``segmentation`` is ``"quickshift"`` (the ``thorough`` preset's). A
+    method of the preset (not named in ``methods``) that the classifier refuses (Grad-CAM on
+    an ONNX file) is left out and named in ``res.errors`` and ``res.refused``.
     """
+    implied = preset is not None and methods is None  # the preset's methods: one the model refuses is left out
     methods, segmentation, segmentation_params, settings = apply_preset(
         preset, methods, segmentation, segmentation_params, settings)
     classifier = classifier or _default_classifier()
@@ -116,8 +119,15 @@ def explain(
     from ..metrics.trust import add_metrics, check_metrics  # metrics sit above the pipeline's layer
 
     metrics, metric_settings = check_metrics(metrics, metric_settings)
-    for explainer in explainers.values():  # e.g. the gradient methods refuse an ONNX file, before any pass
-        explainer.check(classifier)
+    refused: dict[str, str] = {}
+    for method, explainer in list(explainers.items()):  # e.g. the gradient methods refuse an ONNX file, before any pass
+        try:
+            explainer.check(classifier)
+        except ModelError as exc:
+            if not implied:
+                raise
+            refused[method] = f"{type(exc).__name__}: {exc}"
+            del explainers[method]
 
     t0 = time.perf_counter()
     view = classifier.prepare(np.asarray(image))
@@ -138,7 +148,7 @@ def explain(
         image=view, model_id=classifier.model_id, top=top, segmentation=segments, costs=costs,
         settings={"segmentation": segments.algorithm, "segmentation_params": dict(segments.params), "fill": fill,
                   "top_k": int(top_k), **{m: e.settings() for m, e in explainers.items()}},
-        seed=int(seed),
+        seed=int(seed), errors=refused, refused=tuple(refused),
     )
     if on_method is not None:
         on_method(result)
