@@ -130,3 +130,15 @@ def test_the_card_offers_the_presets():
     number = next(w for w in view.select(pn.widgets.IntInput) if w.name == "Num samples")
     number.value = 450  # a hand edit in the card
     assert chooser.value == "custom" and settings.preset == "custom"
+
+
+def test_xai_panel_settings_may_name_a_preset(monkeypatch):
+    from xai_panel.apps.frame import configured_settings
+    from xai_panel.components.widgets.settings import fast_settings
+
+    monkeypatch.setenv("XAI_PANEL_SETTINGS", '{"preset": "thorough"}')
+    values, problem = configured_settings(fast_settings())
+    assert problem == "" and ExplainerSettings.from_dict(values).preset == "thorough"
+    monkeypatch.setenv("XAI_PANEL_SETTINGS", '{"preset": "fastest"}')
+    values, problem = configured_settings(fast_settings())
+    assert values == fast_settings() and "ignored" in problem and "unknown preset 'fastest'" in problem
