@@ -10,6 +10,12 @@ cores by default), admitted through the bounded compute queue, where
 preview first). A new source cancels both. Finished explanations go to a per-process
 cache keyed by (image content, model id, settings, seed). When the compute queue is full
 the request is refused at once with a "server busy" error; nothing is left waiting.
+
+When neither the cache nor the store has the current settings' explanation but the store has
+the image explained with another preset (``xai_panel.presets``: e.g. ``xai-panel precompute
+--preset thorough``), that one is shown at once (``from_store``, ``shown_preset``,
+``refinable``; its missing methods computed with its settings), and ``refine()`` (the status's
+"Refine with the current settings" button) computes it with the current settings.
 """
 
 from __future__ import annotations
