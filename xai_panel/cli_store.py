@@ -71,12 +71,16 @@ def configure_precompute_parser(p: argparse.ArgumentParser) -> argparse.Argument
                                                 "or 'demo' for the bundled demo photos")
     p.add_argument("--model", default="efficientnet_lite0",
                    help="model name or file (default: the embedded efficientnet_lite0); a file must exist on every worker")
+    p.add_argument("--preset", default="interactive", metavar="NAME",
+                   help="named settings: interactive (the dashboards', the default: what the gallery looks up) "
+                        "or thorough (the library's defaults); --methods, --segmentation and --set apply over it")
     p.add_argument("--methods", default=None,
-                   help="comma-separated methods (default: the library's default methods; "
+                   help="comma-separated methods (default: the preset's methods; "
                         "'xai-panel methods' lists every registered one)")
     p.add_argument("--top-k", type=int, default=5, help="classes explained per image (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--segmentation", default="quickshift", help="superpixel algorithm (default: quickshift)")
+    p.add_argument("--segmentation", default=None,
+                   help="superpixel algorithm (default: the preset's: slic for interactive, quickshift for thorough)")
     p.add_argument("--fill", default="mean", help="what hidden superpixels show: mean, blur, constant (default: mean)")
     p.add_argument("--set", dest="settings", action="append", metavar="METHOD.PARAM=VALUE",
                    help="a method setting, repeatable: lime.num_samples=300, shap.estimator=kernel, "
@@ -123,6 +127,9 @@ def run_precompute(args: argparse.Namespace) -> int:
 
     prog = "xai-panel precompute"
     try:
+        from .presets import preset
+
+        preset(args.preset)  # an unknown name is refused before anything is opened
         settings, seg = parse_settings(args.settings)
         methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
         metrics, metric_settings = parse_metrics(args)  # checked before the store is opened
@@ -130,8 +137,8 @@ def run_precompute(args: argparse.Namespace) -> int:
         report = precompute(
             args.data, store=store, model=args.model, methods=methods, top_k=args.top_k, seed=args.seed,
             segmentation=args.segmentation, segmentation_params=seg, fill=args.fill, settings=settings,
-            workers=args.workers, scheduler=args.scheduler, model_threads=args.model_threads, limit=args.limit,
-            metrics=metrics, metric_settings=metric_settings, progress=not args.no_progress)
+            preset=args.preset, workers=args.workers, scheduler=args.scheduler, model_threads=args.model_threads,
+            limit=args.limit, metrics=metrics, metric_settings=metric_settings, progress=not args.no_progress)
     except (StoreError, DatasetError, ValueError, OSError) as exc:
         return _fail(prog, str(exc))
     except KeyboardInterrupt:

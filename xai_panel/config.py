@@ -38,8 +38,8 @@ class Config(param.Parameterized):
     model = param.String(default="efficientnet_lite0", doc=(
         "XAI_PANEL_MODEL: the classifier (a model name or file; default: the embedded EfficientNet-Lite0)."))
     settings = param.Dict(default=None, allow_None=True, doc=(
-        "XAI_PANEL_SETTINGS: the dashboards' explainer settings as JSON, replacing their interactive budget "
-        "(what it leaves out takes the library's defaults)."))
+        "XAI_PANEL_SETTINGS: the dashboards' explainer settings as JSON, replacing their interactive preset, "
+        "e.g. {\"preset\": \"thorough\"} (what it leaves out takes the library's defaults, or the named preset's)."))
     store = param.String(default=None, allow_None=True, doc=(
         "XAI_PANEL_STORE: the explanation store file (default: store.sqlite in the cache folder)."))
     cache = param.String(default=None, allow_None=True, doc=(

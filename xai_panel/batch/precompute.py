@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 from ..engine.request import ExplainRequest
 from ..store.sqlite import ExplanationStore, StoreError
-from .tasks import ImageTask, TaskOutcome, explain_image, run_task, worker_model_id
+from .tasks import ImageTask, TaskOutcome, explain_image, run_task, worker_model_id, worker_refusals
 
 __all__ = ["ImageEvent", "Precompute", "PrecomputeReport", "precompute", "resolve_dataset"]
 
@@ -60,6 +60,7 @@ class PrecomputeReport:
     seconds: float = 0.0  # wall time of the whole run
     startup_seconds: float = 0.0  # of which: starting workers, loading the model, reading the store
     backend: str = "in-process"
+    left_out: dict = field(default_factory=dict)  # method -> why: a preset's method the model refuses
 
     @property
     def images_per_minute(self) -> float:
@@ -79,6 +80,8 @@ class PrecomputeReport:
         if self.failed:
             lines.append("failed images (run again to retry them):")
             lines += [f"  {e.image_id}: {e.error}" for e in self.failed]
+        if self.left_out:
+            lines += [f"left out (the preset's, refused by the model): {m}: {why}" for m, why in self.left_out.items()]
         return "\n".join(lines)
 
 
@@ -109,12 +112,17 @@ class Precompute:
 
     ``metrics`` (names of ``xai_panel.metrics.trust.METRICS``) and ``metric_settings``
     (``METRIC_SETTINGS`` keys) add the trust metrics; both are checked here, before any work.
+
+    ``preset`` (``xai_panel.presets``) fills in methods, segmentation and settings under what
+    is given, as for ``explain``; ``xai-panel precompute`` passes ``"interactive"`` unless told
+    otherwise, so what it stores is what the dashboards look up.
     """
 
     def __init__(self, data, *, store: ExplanationStore | str | os.PathLike | None = None,
                  model: str = DEFAULT_MODEL, methods: Iterable[str] | None = None,
-                 top_k: int = 5, seed: int = 0, segmentation: str = "quickshift",
+                 top_k: int = 5, seed: int = 0, segmentation: str | None = None,
                  segmentation_params: Mapping | None = None, fill: str = "mean", settings: Mapping | None = None,
+                 preset: str | None = None,
                  workers: int | None = None, scheduler: str | None = None, client=None,
                  model_threads: int | None = None, limit: int | None = None,
                  metrics: Iterable[str] | str | None = None, metric_settings: Mapping | None = None):
@@ -125,6 +133,14 @@ class Precompute:
             raise ValueError("give at most one of workers, scheduler and client")
         if workers is not None and int(workers) < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
+        from ..engine.pipeline import apply_preset
+
+        # The preset's methods (not named by the caller) that the model refuses are left out, not failed
+        # on every image: the dashboards' preset ticks Grad-CAM, which an ONNX file cannot run.
+        self._droppable = preset is not None and methods is None
+        methods, segmentation, segmentation_params, settings = apply_preset(
+            preset, methods, segmentation, segmentation_params, settings)
+        self.preset = preset
         self.request = ExplainRequest.create(None, methods, top_k=top_k, seed=seed, segmentation=segmentation,
                                              segmentation_params=segmentation_params, fill=fill, settings=settings)
         self.records = resolve_dataset(data)[: limit if limit is not None else None]
@@ -239,6 +255,15 @@ class Precompute:
         else:
             self.report.failed.append(event)
 
+    def _leave_out(self, refused: dict[str, str]) -> None:
+        """Drop the preset's methods the model refuses (``refused``: method -> why) from the request."""
+        if not self._droppable or not refused:
+            return
+        kept = [m for m in self.request.methods if m not in refused]
+        if kept:
+            self.request = self.request.with_methods(kept)
+            self.report.left_out = dict(refused)
+
     def _started(self, model_id: str) -> dict[str, frozenset]:
         self.model_id = self.report.model_id = model_id
         self.request = self.request.with_model(model_id)
@@ -255,6 +280,10 @@ class Precompute:
         from ..models import load_classifier
 
         classifier = load_classifier(self.model)
+        if self._droppable:
+            from ..engine.service import _refusals
+
+            self._leave_out(_refusals(self.request.methods, self.request.settings, classifier))
         stored = self._started(classifier.model_id)
         for item in self._scan(stored, read_bytes=False):
             if isinstance(item, ImageEvent):
@@ -288,6 +317,9 @@ class Precompute:
                     own_client = client = Client(self.scheduler, timeout="30s")
             threads = self.model_threads or 1
             model_id = client.submit(worker_model_id, self.model, threads, pure=False).result()
+            if self._droppable:
+                self._leave_out(client.submit(worker_refusals, self.model, threads, self.request.methods,
+                                              dict(self.request.settings), pure=False).result())
             stored = self._started(model_id)
             window = max(2, 2 * sum(client.nthreads().values()))
             waiting: dict = {}

@@ -81,6 +81,13 @@ def worker_model_id(model: str, threads: int | None = None) -> str:
     return worker_classifier(model, threads).model_id
 
 
+def worker_refusals(model: str, threads: int | None, methods, settings: Mapping) -> dict[str, str]:
+    """Why the model refuses each of ``methods`` that it refuses (``Explainer.check``), as a worker sees it."""
+    from ..engine.service import _refusals
+
+    return _refusals(methods, settings, worker_classifier(model, threads))
+
+
 def explain_image(image, image_hash: str, request: ExplainRequest, classifier, methods=None, *,
                   stored: Explanation | None = None, metrics=(), metric_settings: Mapping | None = None,
                   ) -> EncodedExplanation:

@@ -18,19 +18,36 @@ from ..methods.base import (
     pool_size_of,
     run_order,
 )
-from ..models.classifier import Classifier, top_k_of
+from ..models.classifier import Classifier, ModelError, top_k_of
 from .perturbation import PerturbationEngine
 from .perturbation import shared_pool as draw_pool
 from .results import Explanation, MethodCost, Segmentation
 from .segmentation import segment
 
-__all__ = ["explain", "DEFAULT_POOL_SIZE"]
+__all__ = ["explain", "apply_preset", "DEFAULT_POOL_SIZE"]
 
 
 def _default_classifier() -> Classifier:
     from ..models import load_classifier
 
     return load_classifier()
+
+
+def apply_preset(preset: str | None, methods, segmentation: str | None, segmentation_params, settings) -> tuple:
+    """(methods, segmentation, segmentation_params, settings) of ``explain`` with ``preset``
+    filled in under what was given explicitly (see ``explain``)."""
+    if preset is None:
+        return methods, segmentation or "quickshift", segmentation_params, settings
+    from ..presets import preset as named
+
+    chosen = named(preset)
+    if segmentation is None or segmentation == chosen.segmentation:
+        segmentation_params = {**chosen.segmentation_params, **dict(segmentation_params or {})}
+    merged: dict = {m: dict(s) for m, s in chosen.settings.items()}
+    for m, given in dict(settings or {}).items():
+        merged[m] = given if isinstance(given, Explainer) else {**merged.get(m, {}), **dict(given or {})}
+    return (chosen.methods if methods is None else methods, segmentation or chosen.segmentation,
+            segmentation_params, merged)
 
 
 def explain(
@@ -40,11 +57,12 @@ def explain(
     *,
     top_k: int = 5,
     seed: int = 0,
-    segmentation: str = "quickshift",
+    segmentation: str | None = None,
     segmentation_params: Mapping[str, object] | None = None,
     fill: str = "mean",
     segments: Segmentation | None = None,
     settings: Mapping[str, Mapping | Explainer] | None = None,
+    preset: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     cancel=None,
     on_method: Callable[[Explanation], None] | None = None,
@@ -74,7 +92,18 @@ def explain(
     into ``res.faithfulness[method][label]`` and ``res.agreement[label]``;
     ``metric_settings`` sets ``steps``, ``random_orders``, ``seed`` (of the random orders)
     and ``k`` (the agreement's top-k).
+
+    ``preset`` (``"interactive"``, ``"thorough"``: ``xai_panel.presets``) gives the methods,
+    the superpixels and each method's settings; what is passed explicitly overrides it
+    (``methods``; ``segmentation``, whose parameters then are ``segmentation_params`` only;
+    ``segmentation_params``; ``settings``, parameter by parameter, or a whole explainer).
+    Without a preset, ``segmentation`` is ``"quickshift"`` (the ``thorough`` preset's). A
+    method of the preset (not named in ``methods``) that the classifier refuses (Grad-CAM on
+    an ONNX file) is left out and named in ``res.errors`` and ``res.refused``.
     """
+    implied = preset is not None and methods is None  # the preset's methods: one the model refuses is left out
+    methods, segmentation, segmentation_params, settings = apply_preset(
+        preset, methods, segmentation, segmentation_params, settings)
     classifier = classifier or _default_classifier()
     methods = run_order(default_methods() if methods is None else methods)
     settings = dict(settings or {})
@@ -91,8 +120,15 @@ def explain(
     from ..metrics.trust import add_metrics, check_metrics  # metrics sit above the pipeline's layer
 
     metrics, metric_settings = check_metrics(metrics, metric_settings)
-    for explainer in explainers.values():  # e.g. the gradient methods refuse an ONNX file, before any pass
-        explainer.check(classifier)
+    refused: dict[str, str] = {}
+    for method, explainer in list(explainers.items()):  # e.g. the gradient methods refuse an ONNX file, before any pass
+        try:
+            explainer.check(classifier)
+        except ModelError as exc:
+            if not implied:
+                raise
+            refused[method] = f"{type(exc).__name__}: {exc}"
+            del explainers[method]
 
     t0 = time.perf_counter()
     view = classifier.prepare(np.asarray(image))
@@ -113,7 +149,7 @@ def explain(
         image=view, model_id=classifier.model_id, top=top, segmentation=segments, costs=costs,
         settings={"segmentation": segments.algorithm, "segmentation_params": dict(segments.params), "fill": fill,
                   "top_k": int(top_k), **{m: e.settings() for m, e in explainers.items()}},
-        seed=int(seed),
+        seed=int(seed), errors=refused, refused=tuple(refused),
     )
     if on_method is not None:
         on_method(result)

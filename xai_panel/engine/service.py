@@ -110,24 +110,57 @@ class ExplanationService:
 
         ``partial``: also return what the store has when some methods are missing.
         """
+        return self.locate(image_hash, request, explainers, partial=partial)[0]
+
+    def locate(self, image_hash: str, request: ExplainRequest, explainers: Mapping | None = None,
+               *, partial: bool = False) -> tuple[Explanation | None, str]:
+        """``lookup``, and where the explanation came from: ``"memory"``, ``"store"`` or ``""``."""
         key = self.key(image_hash, request, explainers)
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                return hit
+                return hit, "memory"
         if self.store is None or _custom_classes(explainers):
-            return None
+            return None, ""
         try:
             stored = self.store.get(image_hash, request)
         except Exception:  # a locked, damaged or vanished store: compute instead, and say why in the log
             _log.exception("reading the explanation store failed")
-            return None
+            return None, ""
         if stored is None:
-            return None
+            return None, ""
         complete = set(request.methods) <= set(stored.costs)
         if complete and self.cache is not None:
             self.cache.put(key, stored)
-        return stored if complete or partial else None
+        return (stored, "store") if complete or partial else (None, "")
+
+    def locate_preset(self, image_hash: str, request: ExplainRequest
+                      ) -> tuple[Explanation | None, str, ExplainRequest | None, str]:
+        """A stored explanation of this image and model with ``request``'s methods, top-k, seed
+        and fill but another preset's budget (``xai_panel.presets``), for when ``request``
+        itself is not stored: a complete one first, else the one with the most methods.
+
+        Returns (explanation, where it came from, its request, the preset's name); all empty
+        (None, "", None, "") when no other preset has anything of it.
+        """
+        from ..presets import presets
+
+        best: tuple = (None, "", None, "")
+        for name, chosen in presets().items():
+            other = ExplainRequest.create(
+                request.model_id, request.methods, top_k=request.top_k, seed=request.seed,
+                segmentation=chosen.segmentation, segmentation_params=chosen.segmentation_params, fill=request.fill,
+                settings={m: s for m, s in chosen.settings.items() if m in request.methods}, version=request.version)
+            if other.to_json() == request.to_json():
+                continue
+            found, origin = self.locate(image_hash, other, partial=True)
+            if found is None or not set(request.methods) & set(found.costs):
+                continue
+            if set(request.methods) <= set(found.costs):
+                return found, origin, other, name
+            if best[0] is None or len(set(found.costs) & set(request.methods)) > len(set(best[0].costs) & set(request.methods)):
+                best = (found, origin, other, name)
+        return best
 
     def keep(self, result: Explanation, image_hash: str, request: ExplainRequest, explainers: Mapping | None = None,
              *, methods: Iterable[str] | None = None, record=None) -> None:

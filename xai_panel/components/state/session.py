@@ -10,6 +10,12 @@ cores by default), admitted through the bounded compute queue, where
 preview first). A new source cancels both. Finished explanations go to a per-process
 cache keyed by (image content, model id, settings, seed). When the compute queue is full
 the request is refused at once with a "server busy" error; nothing is left waiting.
+
+When neither the cache nor the store has the current settings' explanation but the store has
+the image explained with another preset (``xai_panel.presets``: e.g. ``xai-panel precompute
+--preset thorough``), that one is shown at once (``from_store``, ``shown_preset``,
+``refinable``; its missing methods computed with its settings), and ``refine()`` (the status's
+"Refine with the current settings" button) computes it with the current settings.
 """
 
 from __future__ import annotations
@@ -117,6 +123,14 @@ class ExplanationSession(pn.viewable.Viewer):
     method_errors = param.Dict(default={}, constant=True, doc="Per method, why it failed (read-only).")
     error = param.String(default="", constant=True, doc="Why the image could not be explained (read-only).")
     from_cache = param.Boolean(default=False, constant=True, doc="The explanation came from the cache (read-only).")
+    from_store = param.Boolean(default=False, constant=True, doc=(
+        "The explanation came from the SQLite store, not the memory cache nor a computation (read-only)."))
+    shown_preset = param.String(default="", constant=True, doc=(
+        "The preset (xai_panel.presets) the explanation shown was computed with, 'custom' for other settings, "
+        "'' before one is shown (read-only)."))
+    refinable = param.Boolean(default=False, constant=True, doc=(
+        "The explanation shown is another preset's, found in the store because the current settings' result "
+        "is not there: refine() computes it with the current settings (read-only)."))
     timings = param.Dict(default={}, constant=True,
                          doc="Seconds from the request to: 'top', each method, 'done', 'trust' (read-only).")
     measuring = param.Boolean(default=False, constant=True,
@@ -139,12 +153,23 @@ class ExplanationSession(pn.viewable.Viewer):
     # -- public API ----------------------------------------------------------------------
     @param.depends("source", "model", "settings", "settings.request", "top_k", "metrics", "metric_settings", watch=True)
     def refresh(self) -> None:
-        """(Re)start the job for the current source, model and settings."""
+        """(Re)start the job for the current source, model and settings.
+
+        When the store lacks the current settings' explanation but holds one of another preset
+        for the same image and model, that one is shown (``shown_preset``, ``refinable``)."""
+        self._start(other_presets=True)
+
+    def refine(self) -> None:
+        """Explain the image with the current settings, even when another preset's
+        explanation of it is stored (the one ``refinable`` says is shown)."""
+        self._start(other_presets=False)
+
+    def _start(self, other_presets: bool) -> None:
         if self.source is None:
             self.cancel()
             self._set(image=None, image_name="", requested="", image_digest="", top=[], explanation=None, status="idle",
                       running="", progress=0.0, pending=[], method_errors={}, error="", from_cache=False, timings={},
-                      measuring=False, metrics_error="")
+                      measuring=False, metrics_error="", from_store=False, shown_preset="", refinable=False)
             return
         request = dict(self.settings.request, top_k=int(self.top_k))
         # Snapshots of the explainers (custom subclasses included): later edits of the
@@ -152,10 +177,11 @@ class ExplanationSession(pn.viewable.Viewer):
         explainers = {m: self.settings.explainer(m) for m in request["methods"]}
         name = self.source_name or _describe(self.source)
         self._set(status="loading", requested=name, error="", running="", progress=0.0, from_cache=False,
-                  pending=list(request["methods"]), method_errors={}, measuring=False, metrics_error="")
+                  pending=list(request["methods"]), method_errors={}, measuring=False, metrics_error="",
+                  from_store=False, refinable=False)
         with self._lanes:
             self._compute.cancel()
-            self._runner.start(self._work, self.source, name, self.model, request, explainers)
+            self._runner.start(self._work, self.source, name, self.model, request, explainers, other_presets)
 
     def add_prerender(self, render) -> None:
         """Call ``render(explanation)`` in the worker before each explanation is published.
@@ -200,7 +226,8 @@ class ExplanationSession(pn.viewable.Viewer):
                     _log.exception("prerendering an explanation failed")
         runner.publish(job, lambda: self._set(**values))
 
-    def _work(self, job: Job, source, name: str, model: str, request: dict, explainers: dict) -> None:
+    def _work(self, job: Job, source, name: str, model: str, request: dict, explainers: dict,
+              other_presets: bool = True) -> None:
         timings: dict[str, float] = {}
         try:
             if isinstance(source, (ImageRecord, str, os.PathLike)):  # a file: decoded once per version
@@ -227,13 +254,21 @@ class ExplanationSession(pn.viewable.Viewer):
         except ValueError as exc:  # settings that cannot be explained (checked again here, to say so)
             self._publish(job, status="error", error=str(exc), pending=[])
             return
-        cached = service.lookup(digest, wanted, explainers)
+        cached, origin = service.locate(digest, wanted, explainers)
+        preset_name = self._preset_of(wanted)
+        if cached is None and other_presets:
+            found, found_origin, other, other_name = service.locate_preset(digest, wanted)
+            if found is not None:
+                self._adopt(job, found, found_origin, other, other_name, image, name, digest, view, classifier,
+                            service, timings, source)
+                return
         if cached is not None:
             timings["top"] = timings["done"] = job.elapsed()
             unmeasured = self._unmeasured(cached)
             self._publish(job, image=image, image_name=name, image_digest=digest, model_id=classifier.model_id,
                           top=list(cached.top), explanation=cached, status="done", pending=[], running="",
-                          progress=1.0, from_cache=True, timings=timings, measuring=unmeasured)
+                          progress=1.0, from_cache=True, from_store=origin == "store", shown_preset=preset_name,
+                          refinable=False, timings=timings, measuring=unmeasured)
             if unmeasured:
                 with self._lanes:
                     if self._runner.is_current(job):
@@ -248,7 +283,8 @@ class ExplanationSession(pn.viewable.Viewer):
         methods = list(wanted.methods)
         # The top classes go out on their own, before the panes are reset for the new image.
         self._publish(job, image=image, image_name=name, image_digest=digest, model_id=classifier.model_id,
-                      top=top, status="explaining" if methods else "done", pending=methods, timings=dict(timings))
+                      top=top, status="explaining" if methods else "done", pending=methods, timings=dict(timings),
+                      shown_preset=preset_name, refinable=False)
         self._publish(job, explanation=None)
         if not methods:
             return
@@ -265,6 +301,45 @@ class ExplanationSession(pn.viewable.Viewer):
                                     segments)
             except ServerBusy as exc:
                 self._publish(job, status="error", error=str(exc), pending=[])
+
+    @staticmethod
+    def _preset_of(request: ExplainRequest) -> str:
+        from ...presets import matching_preset
+
+        return matching_preset(request.segmentation, request.segmentation_params,
+                               {m: request.settings[m] for m in request.methods}) or "custom"
+
+    def _adopt(self, job: Job, found: Explanation, origin: str, request: ExplainRequest, preset_name: str, image,
+               name: str, digest: str, view, classifier, service: ExplanationService, timings: dict, source) -> None:
+        """Show another preset's explanation of the image (found in the store, or in memory after
+        that): at once, with a way to refine it. Methods it lacks are computed with its
+        preset's settings in the compute lane, on its stored superpixels, so the panes agree."""
+        timings["top"] = job.elapsed()
+        missing = [m for m in request.methods if m not in found.costs]
+        if not missing:
+            timings["done"] = timings["top"]
+        unmeasured = not missing and self._unmeasured(found)
+        self._publish(job, image=image, image_name=name, image_digest=digest, model_id=classifier.model_id,
+                      top=list(found.top), explanation=found, status="explaining" if missing else "done",
+                      pending=missing, running=missing[0] if missing else "", progress=0.0 if missing else 1.0,
+                      from_cache=True, from_store=origin == "store", shown_preset=preset_name, refinable=True,
+                      timings=dict(timings), measuring=unmeasured)
+        if not missing and not unmeasured:
+            return
+        with self._lanes:
+            if not self._runner.is_current(job):
+                return
+            try:
+                if missing:
+                    self._compute.start(self._compute_work, view, classifier, service, request, {}, timings,
+                                        job.started, digest, source if isinstance(source, ImageRecord) else None,
+                                        found, found.segmentation)
+                else:
+                    self._compute.start(self._measure_work, found, classifier, service, request, {}, timings,
+                                        job.started, digest)
+            except ServerBusy as exc:
+                self._publish(job, measuring=False, metrics_error=str(exc), **(
+                    {"status": "error", "error": str(exc), "pending": []} if missing else {}))
 
     def _quick(self, job: Job, view, classifier, request: ExplainRequest, explainers: dict,
                timings: dict) -> tuple[Explanation | None, Segmentation | None]:
@@ -419,7 +494,12 @@ class ExplanationSession(pn.viewable.Viewer):
         return pn.Column(
             pn.pane.Markdown(pn.bind(self._status_text, self.param.status, self.param.running,
                                      self.param.requested, self.param.error, self.param.from_cache,
-                                     self.param.timings), margin=(0, 5)),
+                                     self.param.timings, self.param.from_store, self.param.shown_preset,
+                                     self.param.refinable), margin=(0, 5)),
+            pn.widgets.Button(name="Refine with the current settings", button_type="primary", button_style="outline",
+                              on_click=lambda _event: self.refine(), visible=self.param.refinable, margin=(0, 5),
+                              description="Compute this image's explanation with the settings chosen now "
+                                          "(the one shown is another preset's, from the store)"),
             pn.indicators.Progress(value=(self.param.progress.rx() * 100).rx.pipe(int), max=100, height=8,
                                    sizing_mode="stretch_width", bar_color="primary",
                                    visible=self.param.status.rx() == "explaining"),
@@ -427,7 +507,8 @@ class ExplanationSession(pn.viewable.Viewer):
         )
 
     @staticmethod
-    def _status_text(status, running, name, error, from_cache, timings) -> str:
+    def _status_text(status, running, name, error, from_cache, timings, from_store=False, shown_preset="",
+                     refinable=False) -> str:
         if status == "idle":
             return "Select an image to explain it."
         if status == "error":
@@ -437,4 +518,9 @@ class ExplanationSession(pn.viewable.Viewer):
         if status == "explaining":
             return f"Explaining **{name}**: {running or 'preparing'}…"
         total = timings.get("done", 0.0)
+        named = f" ({shown_preset} preset)" if shown_preset and shown_preset != "custom" else ""
+        if from_store:
+            return f"**{name}** explained in {total:.2f} s, from the store{named}"
+        if from_cache and refinable:
+            return f"**{name}** explained in {total:.2f} s (from cache){named}"
         return f"**{name}** explained in {total:.2f} s" + (" (from cache)" if from_cache else "")

@@ -15,8 +15,12 @@ import param
 from ...engine.perturbation import FILLS
 from ...engine.segmentation import ALGORITHMS, DEFAULTS
 from ...methods.base import available_methods, dashboard_methods, make_explainer, method_class, registry
+from ...presets import matching_preset, preset, preset_names
 
-__all__ = ["ExplainerSettings", "FAST_SETTINGS", "fast_settings"]
+__all__ = ["CUSTOM", "ExplainerSettings", "FAST_SETTINGS", "fast_settings"]
+
+CUSTOM = "custom"
+"""The ``preset`` shown when the settings are no preset's (edited by hand)."""
 
 # Which of our flat segmentation parameters feeds which algorithm's keyword.
 _SEGMENTATION_PARAMS = {
@@ -28,14 +32,14 @@ _SEGMENTATION_PARAMS = {
 
 
 def fast_settings() -> dict:
-    """The dashboards' interactive budget: SLIC superpixels (about 40 ms for a 224-pixel view,
-    where lime's quickshift takes about 0.5 s) and each registered method's ``interactive``
-    settings (a smaller LIME pool, smaller anchors, fewer SHAP passes)."""
-    return {"segmentation": "slic", **{m: dict(cls.interactive) for m, cls in registry().items() if cls.interactive}}
+    """The dashboards' interactive budget: the ``interactive`` preset's settings
+    (``xai_panel.presets``), kept under its old name."""
+    return preset("interactive").as_settings()
 
 
 FAST_SETTINGS = fast_settings()
-"""See ``fast_settings`` (read when this module loads; call it for methods registered later)."""
+"""The ``interactive`` preset's settings (read when this module loads; call ``fast_settings`` or
+``xai_panel.presets.preset("interactive")`` for methods registered later)."""
 
 
 class ExplainerSettings(pn.viewable.Viewer):
@@ -45,6 +49,9 @@ class ExplainerSettings(pn.viewable.Viewer):
     (``settings.lime.num_samples = 300``; assign a subclass instance for a custom variant).
     """
 
+    preset = param.Selector(default=CUSTOM, objects=[*preset_names(), CUSTOM], doc=(
+        "Named settings (xai_panel.presets): choosing one sets the superpixels and every method's settings "
+        "(not which methods run); editing any of them by hand makes it 'custom'."))
     methods = param.ListSelector(default=[], objects=[],
                                  doc="Methods to run (the one that draws the shared pool always runs first).")
     segmentation = param.Selector(default="quickshift", objects=list(ALGORITHMS),
@@ -83,18 +90,62 @@ class ExplainerSettings(pn.viewable.Viewer):
         return available_methods()
 
     def __init__(self, settings: dict | None = None, **params):
-        """``settings`` maps a method to its parameters, as for ``xai_panel.explain``."""
+        """``settings`` maps a method to its parameters, as for ``xai_panel.explain``; with
+        ``preset``, they and the other parameters given apply over the preset's."""
         names = self._add_method_parameters()
         for method in settings or {}:
             method_class(method)  # an unknown name gets a "did you mean"
+        chosen = params.pop("preset", CUSTOM)
+        if chosen != CUSTOM:
+            chosen = preset(chosen)  # an unknown name is refused with the known ones
+            params = {**self._preset_values(chosen), **params}
+            settings = {m: {**chosen.settings.get(m, {}), **dict((settings or {}).get(m, {}))}
+                        for m in {*chosen.settings, *(settings or {})}}
         for method in names:  # make_explainer names the settings a method has when one is wrong
             params.setdefault(method, make_explainer(method, dict((settings or {}).get(method, {}))))
         params.setdefault("methods", [m for m in dashboard_methods()])
+        self._applying = True  # one request once everything is set, not one per parameter
         super().__init__(**params)
         self.param.methods.objects = list(names)
         self._watchers: dict = {}
         self.param.watch(self._watch_explainers, list(names))
+        self._applying = False
         self._watch_explainers()
+
+    @staticmethod
+    def _preset_values(chosen) -> dict:
+        """Our segmentation parameters under ``chosen``: its algorithm with its parameters, every
+        other algorithm at its defaults."""
+        values = {"segmentation": chosen.segmentation}
+        for algorithm, ours in _SEGMENTATION_PARAMS.items():
+            resolved = chosen.resolved_segmentation_params() if algorithm == chosen.segmentation else DEFAULTS[algorithm]
+            for name, theirs in ours.items():
+                values[name] = resolved[theirs[0] if isinstance(theirs, tuple) else theirs]
+        return values
+
+    @param.depends("preset", watch=True)
+    def _apply_preset(self) -> None:
+        """Choosing a preset sets the superpixels and every method's settings ('custom' changes nothing)."""
+        if self.preset == CUSTOM or self._applying:
+            return
+        chosen = preset(self.preset)
+        self._applying = True
+        try:
+            self.param.update(**self._preset_values(chosen))
+            for method in self.param.methods.objects:
+                getattr(self, method).param.update(**chosen.method_settings(method))
+        finally:
+            self._applying = False
+        self._update_request()
+
+    def matching_preset(self) -> str:
+        """The preset the current settings are, or 'custom' (a custom explainer class is custom)."""
+        names = self.param.methods.objects
+        if any(type(getattr(self, m)) is not method_class(m) for m in names):
+            return CUSTOM
+        found = matching_preset(self.segmentation, self.segmentation_params(),
+                                {m: getattr(self, m).settings() for m in names})
+        return found or CUSTOM
 
     @classmethod
     def from_dict(cls, values: dict) -> "ExplainerSettings":
@@ -122,13 +173,20 @@ class ExplainerSettings(pn.viewable.Viewer):
     @param.depends("methods", "segmentation", "kernel_size", "max_dist", "n_segments", "compactness", "scale",
                    "grid_size", "fill", "seed", watch=True)
     def _update_request(self, *events) -> None:
+        if self._applying:
+            return
         request = self.explain_kwargs()
         custom = {m: f"{type(getattr(self, m)).__module__}.{type(getattr(self, m)).__qualname__}"
                   for m in request["methods"] if type(getattr(self, m)) is not method_class(m)}
         if custom:  # a custom explainer class must not share cache entries with the stock one
             request["explainer_classes"] = custom
-        with param.edit_constant(self):
-            self.request = request
+        shown = self.matching_preset()
+        self._applying = True  # showing the preset the settings are must not apply it again
+        try:
+            with param.edit_constant(self):
+                self.param.update(request=request, preset=shown)
+        finally:
+            self._applying = False
 
     def explainer(self, method: str):
         """A fresh copy of ``method``'s explainer (same class, same settings)."""
@@ -175,8 +233,10 @@ class ExplainerSettings(pn.viewable.Viewer):
         return widgets
 
     def __panel__(self):
-        common = pn.Param(self, parameters=["methods", "segmentation"], show_name=False,
-                          widgets={"methods": {"type": pn.widgets.CheckButtonGroup, "button_type": "primary",
+        common = pn.Param(self, parameters=["preset", "methods", "segmentation"], show_name=False,
+                          widgets={"preset": {"type": pn.widgets.RadioButtonGroup, "button_type": "primary",
+                                              "button_style": "outline"},
+                                   "methods": {"type": pn.widgets.CheckButtonGroup, "button_type": "primary",
                                                "button_style": "outline"}})
         per_algorithm = {
             algorithm: pn.Param(self, parameters=list(_SEGMENTATION_PARAMS[algorithm]), show_name=False)

@@ -1,0 +1,121 @@
+"""The session over a store that ``xai-panel precompute`` filled: its preset's results are
+found at once, another preset's are shown (and said to be) until refined."""
+
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+import pytest
+from PIL import Image
+
+from xai_panel.cli import main
+from xai_panel.components import ExplainerSettings, ExplanationSession, MemoryCache
+from xai_panel.components.widgets.settings import fast_settings
+from xai_panel.data import open_dataset
+from xai_panel.store import ExplanationStore
+
+
+@pytest.fixture(scope="module")
+def precomputed(tmp_path_factory, classifier, photos):
+    """A real photo explained by the real CLI: with its defaults (the interactive preset;
+    Grad-CAM and LIME, top 2), and with the thorough preset (Grad-CAM only, seed 1)."""
+    base = tmp_path_factory.mktemp("presets")
+    (base / "data" / "tabby").mkdir(parents=True)
+    Image.fromarray(photos["chelsea"]).save(base / "data" / "tabby" / "chelsea.png")
+    store = base / "store.sqlite"
+    common = [str(base / "data"), "--store", str(store), "--top-k", "2", "--limit", "1", "--no-progress"]
+    assert main(["precompute", *common, "--methods", "gradcam,lime"]) == 0
+    assert main(["precompute", *common, "--methods", "gradcam", "--preset", "thorough", "--seed", "1"]) == 0
+    return base / "data", store
+
+
+def session_on(store_path, methods, **settings) -> ExplanationSession:
+    values = {**fast_settings(), "methods": methods, **settings}  # the dashboards' settings
+    return ExplanationSession(settings=ExplainerSettings.from_dict(values), cache=MemoryCache(), metrics=[], top_k=2,
+                              store=ExplanationStore(store_path))
+
+
+def status(session) -> str:
+    markdown = next(p for p in pn.panel(session).select(pn.pane.Markdown))
+    return markdown.object
+
+
+def refine_button(session) -> pn.widgets.Button:
+    return next(b for b in pn.panel(session).select(pn.widgets.Button) if b.name == "Refine with the current settings")
+
+
+def test_a_precomputed_image_is_served_from_the_store_at_once(precomputed, classifier, capsys):
+    data, store = precomputed
+    record = next(iter(open_dataset(data)))
+    session = session_on(store, ["gradcam", "lime"])
+    passes = classifier.forward_passes
+    session.source = record
+    session.wait()
+    assert session.status == "done" and session.from_store and session.from_cache
+    assert session.shown_preset == "interactive" and not session.refinable
+    assert set(session.explanation.methods) == {"gradcam", "lime"}
+    assert session.explanation.settings["lime"]["num_samples"] == 400  # the preset's budget, as stored
+    assert classifier.forward_passes == passes  # nothing computed
+    assert "from the store (interactive preset)" in status(session)
+    assert not refine_button(session).visible
+    with capsys.disabled():
+        print(f"\nclick to every pane from the store (session): {session.timings['done'] * 1000:.0f} ms")
+
+
+def test_another_presets_result_is_shown_and_refined_with_the_current_settings(precomputed, classifier):
+    data, store = precomputed
+    record = next(iter(open_dataset(data)))
+    # Seed 1 with the interactive budget was never stored; the thorough preset's Grad-CAM was.
+    session = session_on(store, ["gradcam"], seed=1)
+    passes = classifier.forward_passes
+    session.source = record
+    session.wait()
+    assert session.status == "done" and session.from_store and session.refinable
+    assert session.shown_preset == "thorough" and session.settings.preset == "interactive"
+    assert session.explanation.settings["segmentation"] == "quickshift" and session.explanation.seed == 1
+    assert classifier.forward_passes == passes
+    assert "from the store (thorough preset)" in status(session)
+    button = refine_button(session)
+    assert button.visible
+    button.clicks += 1  # "Refine with the current settings"
+    session.wait()
+    assert session.status == "done" and not session.from_store and not session.refinable
+    assert session.shown_preset == "interactive" and session.explanation.settings["segmentation"] == "slic"
+    assert classifier.forward_passes > passes and not button.visible
+    assert "from the store" not in status(session)
+    # The refined result was kept: a new session (a restarted server) finds it in the store.
+    again = session_on(store, ["gradcam"], seed=1)
+    again.source = record
+    again.wait()
+    assert again.from_store and again.shown_preset == "interactive" and not again.refinable
+    np.testing.assert_array_equal(again.explanation.segmentation.labels, session.explanation.segmentation.labels)
+
+
+def test_what_the_stored_preset_lacks_is_computed_with_its_settings(precomputed, classifier):
+    data, store = precomputed
+    record = next(iter(open_dataset(data)))
+    session = session_on(store, ["gradcam", "occlusion"], seed=1)  # occlusion was never stored
+    shown = []
+    session.param.watch(lambda e: shown.append(e.new.methods if e.new is not None else None), "explanation")
+    session.source = record
+    session.wait()
+    assert shown[0] == ("gradcam",)  # the stored part first, at once
+    assert session.status == "done" and session.shown_preset == "thorough" and session.refinable
+    assert set(session.explanation.methods) == {"gradcam", "occlusion"}
+    assert session.explanation.settings["segmentation"] == "quickshift"  # on the stored superpixels
+    labels = session.explanation.segmentation.labels
+    assert session.explanation.occlusion[session.top[0].index].values.shape == (int(labels.max()) + 1,)
+    stored = {(r.method, r.config["segmentation"], r.config["seed"]) for r in ExplanationStore(store).results()}
+    assert ("occlusion", "quickshift", 1) in stored  # kept under the thorough preset's key
+
+
+def test_the_status_line_says_where_a_result_came_from():
+    text = ExplanationSession._status_text
+    timings = {"done": 0.012}
+    assert text("done", "", "a.jpg", "", True, timings, True, "thorough", True) == \
+        "**a.jpg** explained in 0.01 s, from the store (thorough preset)"
+    assert text("done", "", "a.jpg", "", True, timings, True, "custom", False) == \
+        "**a.jpg** explained in 0.01 s, from the store"
+    assert text("done", "", "a.jpg", "", True, timings, False, "interactive", False) == \
+        "**a.jpg** explained in 0.01 s (from cache)"
+    assert text("done", "", "a.jpg", "", False, timings, False, "interactive", False) == "**a.jpg** explained in 0.01 s"
