@@ -13,6 +13,7 @@ import panel as pn
 from ..components.panes.image import ImagePane
 from ..components.panes.top_classes import TopClasses
 from ..components.state.session import ExplanationSession
+from ..components.widgets.class_picker import ClassPicker
 from ..components.widgets.gallery import Gallery
 from ..components.widgets.model_selector import ModelSelector
 from ..components.widgets.model_upload import ModelUpload
@@ -52,6 +53,9 @@ def explorer_app():
     session = ExplanationSession(model=model.param.model, settings=settings, store=store)
     follow(session, (upload.param.image, upload.param.name), gallery.param.selected_record)
     top = TopClasses.from_session(session)
+    picker = ClassPicker.from_session(session, true_label=pn.bind(
+        lambda record, name: record.label if record is not None and name == record.id else None,
+        gallery.param.selected_record, session.param.image_name))
     image = ImagePane(image=session.param.image, title=session.param.image_name)
     UrlState(gallery=gallery)
     for text in (settings_problem, store_problem, *config_problems()):
@@ -69,7 +73,7 @@ def explorer_app():
         ],
         main=[
             pn.Row(
-                pn.Card(pn.Row(image, pn.Column(session, top, sizing_mode="stretch_width")), title="Prediction",
+                pn.Card(pn.Row(image, pn.Column(session, top, picker, sizing_mode="stretch_width")), title="Prediction",
                         **CARD),
                 pn.Card(gallery.grid(), title=f"Gallery · {dataset.name}", **CARD),
                 sizing_mode="stretch_width",
