@@ -105,9 +105,12 @@ def _carried_from(shown: tuple[Explanation | None, str], digest: str, classifier
 
 
 def _with_carry(partial: Explanation, carry: Explanation | None) -> Explanation:
-    """``partial`` with the carried results of the methods it does not have yet (for display only)."""
+    """``partial`` with the carried results of the methods it does not have yet (for display only;
+    drawn on the same superpixels, or else the carried explanation as it is)."""
     if carry is None:
         return partial
+    if not np.array_equal(partial.segmentation.labels, carry.segmentation.labels):
+        return carry  # the quick lane's maps on their placeholder superpixels: the carried ones still show
     missing = {m: r for m, r in carry.results.items() if r and not partial.results.get(m)}
     if not missing:
         return partial
