@@ -19,6 +19,7 @@ from ..components.widgets.model_selector import ModelSelector
 from ..components.widgets.model_upload import ModelUpload
 from ..components.widgets.settings import ExplainerSettings, fast_settings
 from ..components.widgets.upload import ImageUpload
+from ..data import ImageRecord
 from .frame import (
     UrlState,
     config_problems,
@@ -53,9 +54,8 @@ def explorer_app():
     session = ExplanationSession(model=model.param.model, settings=settings, store=store)
     follow(session, (upload.param.image, upload.param.name), gallery.param.selected_record)
     top = TopClasses.from_session(session)
-    picker = ClassPicker.from_session(session, true_label=pn.bind(
-        lambda record, name: record.label if record is not None and name == record.id else None,
-        gallery.param.selected_record, session.param.image_name))
+    picker = ClassPicker.from_session(session, true_label=pn.bind(  # an upload has no true label
+        lambda source: source.label if isinstance(source, ImageRecord) else None, session.param.source))
     image = ImagePane(image=session.param.image, title=session.param.image_name)
     UrlState(gallery=gallery)
     for text in (settings_problem, store_problem, *config_problems()):

@@ -15,7 +15,6 @@ from collections import Counter
 import panel as pn
 import param
 
-from ...engine.results import ClassScore
 from ..state.session import ExplanationSession
 
 __all__ = ["ClassPicker"]
@@ -117,11 +116,6 @@ class ClassPicker(pn.viewable.Viewer):
     def _set(self, **values) -> None:
         with param.edit_constant(self):
             self.param.update(**values)
-
-    def asked(self) -> list[ClassScore]:
-        """The classes asked for, as the session's explanation has them (with their probabilities)."""
-        e = self.session.explanation
-        return list(e.asked) if e is not None else []
 
     def __panel__(self):
         return pn.Column(self._button, self._input, pn.Row(self._note, self._clear), sizing_mode="stretch_width",
