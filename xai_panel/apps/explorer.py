@@ -13,11 +13,13 @@ import panel as pn
 from ..components.panes.image import ImagePane
 from ..components.panes.top_classes import TopClasses
 from ..components.state.session import ExplanationSession
+from ..components.widgets.class_picker import ClassPicker
 from ..components.widgets.gallery import Gallery
 from ..components.widgets.model_selector import ModelSelector
 from ..components.widgets.model_upload import ModelUpload
 from ..components.widgets.settings import ExplainerSettings, fast_settings
 from ..components.widgets.upload import ImageUpload
+from ..data import ImageRecord
 from .frame import (
     UrlState,
     config_problems,
@@ -52,6 +54,8 @@ def explorer_app():
     session = ExplanationSession(model=model.param.model, settings=settings, store=store)
     follow(session, (upload.param.image, upload.param.name), gallery.param.selected_record)
     top = TopClasses.from_session(session)
+    picker = ClassPicker.from_session(session, true_label=pn.bind(  # an upload has no true label
+        lambda source: source.label if isinstance(source, ImageRecord) else None, session.param.source))
     image = ImagePane(image=session.param.image, title=session.param.image_name)
     UrlState(gallery=gallery)
     for text in (settings_problem, store_problem, *config_problems()):
@@ -69,7 +73,7 @@ def explorer_app():
         ],
         main=[
             pn.Row(
-                pn.Card(pn.Row(image, pn.Column(session, top, sizing_mode="stretch_width")), title="Prediction",
+                pn.Card(pn.Row(image, pn.Column(session, top, picker, sizing_mode="stretch_width")), title="Prediction",
                         **CARD),
                 pn.Card(gallery.grid(), title=f"Gallery · {dataset.name}", **CARD),
                 sizing_mode="stretch_width",

@@ -14,6 +14,7 @@ import panel as pn
 from ..components.panes.image import ImagePane
 from ..components.panes.top_classes import TopClasses
 from ..components.state.session import ExplanationSession
+from ..components.widgets.class_picker import ClassPicker
 from ..components.widgets.gallery import Gallery
 from ..components.widgets.label_grid import LabelGrid
 from ..components.widgets.settings import ExplainerSettings, fast_settings
@@ -58,6 +59,7 @@ def gallery_app():
     session = ExplanationSession(source=gallery.param.selected_record, model=model, settings=settings, store=store)
     top = TopClasses.from_session(
         session, true_label=pn.bind(lambda record: record.label if record else None, gallery.param.selected_record))
+    picker = ClassPicker.from_session(session, true_label=top.param.true_label)
     image = ImagePane(image=session.param.image, title=session.param.image_name)
     below = pn.Column(sizing_mode="stretch_width")
 
@@ -86,7 +88,7 @@ def gallery_app():
         main=[
             pn.Row(
                 pn.Card(gallery.grid(), title="Images", **CARD),
-                pn.Card(pn.Row(image, pn.Column(session, top, sizing_mode="stretch_width")), title="Prediction",
+                pn.Card(pn.Row(image, pn.Column(session, top, picker, sizing_mode="stretch_width")), title="Prediction",
                         **CARD),
                 sizing_mode="stretch_width",
             ),

@@ -20,6 +20,7 @@ from .panes.stability import StabilityPane
 from .panes.timing import TimingPane
 from .panes.top_classes import TopClasses
 from .state.session import ExplanationSession
+from .widgets.class_picker import ClassPicker
 from .widgets.gallery import ALL, UNLABELLED, Gallery
 from .widgets.label_grid import LabelGrid
 from .widgets.model_selector import SUGGESTED_MODELS, ModelSelector
@@ -28,7 +29,7 @@ from .widgets.thumbgrid import ThumbnailGrid
 from .widgets.upload import ImageUpload
 
 __all__ = [
-    "ALL", "UNLABELLED", "AnchorPane", "MethodPane", "ExplainerSettings", "ExplanationCache", "ExplanationSession",
+    "ALL", "UNLABELLED", "AnchorPane", "ClassPicker", "MethodPane", "ExplainerSettings", "ExplanationCache", "ExplanationSession",
     "FAST_SETTINGS", "Gallery", "GradientPane", "ImagePane", "ImageUpload", "JobRunner", "LabelGrid", "LimePane",
     "MemoryCache",
     "ModelSelector", "SUGGESTED_MODELS", "ScorePane", "ShapPane", "method_pane", "pane_class",

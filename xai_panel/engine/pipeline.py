@@ -21,7 +21,8 @@ from ..methods.base import (
 from ..models.classifier import Classifier, ModelError, top_k_of
 from .perturbation import PerturbationEngine
 from .perturbation import shared_pool as draw_pool
-from .results import Explanation, MethodCost, Segmentation
+from .request import check_labels
+from .results import ClassScore, Explanation, MethodCost, Segmentation
 from .segmentation import segment
 
 __all__ = ["explain", "apply_preset", "DEFAULT_POOL_SIZE"]
@@ -50,12 +51,23 @@ def apply_preset(preset: str | None, methods, segmentation: str | None, segmenta
             segmentation_params, merged)
 
 
+def _compute(explainer: Explainer, engine: PerturbationEngine, groups, **kwargs) -> dict:
+    """``explainer``'s results for the top-k, then for the asked classes in a call of their own:
+    a method that shares work between the classes of one call (the Anchors' samples, SHAP's
+    Owen budget) gives the top-k the results it gives them without asked classes."""
+    output: dict = {}
+    for labels in groups:
+        output.update(explainer.compute(engine, labels, **kwargs))
+    return output
+
+
 def explain(
     image: np.ndarray,
     classifier: Classifier | None = None,
     methods: Iterable[str] | None = None,
     *,
     top_k: int = 5,
+    labels: Iterable[int | str] | None = None,
     seed: int = 0,
     segmentation: str | None = None,
     segmentation_params: Mapping[str, object] | None = None,
@@ -70,7 +82,7 @@ def explain(
     metrics: Iterable[str] | str = (),
     metric_settings: Mapping[str, object] | None = None,
 ) -> Explanation:
-    """Explain the ``top_k`` classes of ``image`` with ``methods``, sharing model passes.
+    """Explain the ``top_k`` classes of ``image``, and any ``labels``, with ``methods``, sharing model passes.
 
     ``image`` is any HxWx3 uint8 RGB array; the classifier's own resize/crop gives the view
     that is segmented and perturbed. One pool of uniform coalitions (lime's sampler, seeded
@@ -86,6 +98,14 @@ def explain(
     preview's passes are not repeated); the result does not depend on it.
     ``methods`` defaults to ``xai_panel.methods.default_methods()``; any registered method
     (``available_methods()``) may be named. Same inputs and seed, same result.
+
+    ``labels`` asks for classes beside the top-k ("why not bus?"): class indices or names
+    of ``classifier.class_names`` (case-insensitive); every method explains them too, after
+    the top-k and in a call of its own (so the top-k's results are the same with or without them). Those not in the
+    top-k are ``res.asked`` (their probabilities, in index order); ``res.classes`` is the
+    top-k then them. ``top_k=0`` with ``labels`` explains only them. An index out of range
+    or an unknown name is a ``ValueError`` before any model pass. For a class outside the
+    top-k, the Anchors' target is "within the top-k" (``AnchorExplainer``).
 
     ``metrics`` (``"faithfulness"``, ``"rise"``, ``"agreement"``: ``xai_panel.metrics.trust``)
     are computed after every method, on the same engine (passes the methods made are free),
@@ -111,8 +131,10 @@ def explain(
     explainers = {m: make_explainer(m, settings.get(m)) for m in methods}
     for m in set(settings) - set(methods):  # checked too: a typo in a setting must not pass silently
         make_explainer(m, settings[m])
-    if not 1 <= int(top_k) <= min(classifier.num_classes, 20):
-        raise ValueError(f"top_k must be between 1 and {min(classifier.num_classes, 20)}, got {top_k}")
+    asked = check_labels(labels, classifier.class_names)
+    if not (0 if asked else 1) <= int(top_k) <= min(classifier.num_classes, 20):
+        raise ValueError(f"top_k must be between 1 and {min(classifier.num_classes, 20)} "
+                         f"(or 0 with labels=), got {top_k}")
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     if not isinstance(preview, (int, np.integer)) or preview < 0:
@@ -143,13 +165,16 @@ def explain(
     with engine.track("top-k") as box:
         probs = engine.predict_full()
     top = tuple(top_k_of(probs, classifier.class_names, int(top_k)))
-    labels = [c.index for c in top]
+    extra = tuple(ClassScore(c, classifier.class_names[c], float(probs[c])) for c in asked
+                  if c not in {t.index for t in top})
+    groups = [g for g in ([c.index for c in top], [c.index for c in extra]) if g]
     costs: dict[str, MethodCost] = {"top-k": replace(box["cost"], wall_seconds=time.perf_counter() - t0)}
     result = Explanation(
         image=view, model_id=classifier.model_id, top=top, segmentation=segments, costs=costs,
         settings={"segmentation": segments.algorithm, "segmentation_params": dict(segments.params), "fill": fill,
-                  "top_k": int(top_k), **{m: e.settings() for m, e in explainers.items()}},
-        seed=int(seed), errors=refused, refused=tuple(refused),
+                  "top_k": int(top_k), **({"labels": list(asked)} if asked else {}),
+                  **{m: e.settings() for m, e in explainers.items()}},
+        seed=int(seed), errors=refused, refused=tuple(refused), asked=extra,
     )
     if on_method is not None:
         on_method(result)
@@ -161,10 +186,10 @@ def explain(
             if pool is None and explainer.needs_pool():
                 if explainer.defines_pool and on_method is not None and 0 < preview < pool_size:
                     first = draw_pool(engine, pool_size, seed, first=int(preview))
-                    early = explainer.compute(engine, labels, seed=seed, pool=first, top_k=int(top_k))
+                    early = _compute(explainer, engine, groups, seed=seed, pool=first, top_k=int(top_k))
                     on_method(replace(result.with_results(**{method: early}), preview=(method,)))
-                pool = draw_shared_pool(explainers, engine, labels, seed)
-            output = explainer.compute(engine, labels, seed=seed, pool=pool, top_k=int(top_k))
+                pool = draw_shared_pool(explainers, engine, [c for g in groups for c in g], seed)
+            output = _compute(explainer, engine, groups, seed=seed, pool=pool, top_k=int(top_k))
         costs[method] = box["cost"]
         result = result.with_results(costs=costs, **{method: output})
         if on_method is not None:

@@ -8,7 +8,8 @@ holds everything that changes the result and nothing else:
   stored from the file, and re-saving a file with other metadata changes nothing;
 * the model id (it carries the weights' digest, e.g. ``efficientnet_lite0@579344248a93``);
 * the method and its settings with every default filled in (``make_explainer``), plus
-  the shared ones: segmentation algorithm and its resolved parameters, fill, top-k, seed
+  the shared ones: segmentation algorithm and its resolved parameters, fill, top-k, the
+  classes asked for beside the top-k (``labels``, sorted; only when there are some), seed
   and the size of the shared coalition pool (LIME's ``num_samples`` when LIME is
   requested, else ``DEFAULT_POOL_SIZE``: SHAP's 'pool' estimator and the Anchor search
   draw from that pool, so their results depend on it);
@@ -26,9 +27,10 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["KEY_SCHEMA", "SCHEMA_VERSION", "ExplainRequest", "canonical_json", "digest", "package_version"]
+__all__ = ["KEY_SCHEMA", "SCHEMA_VERSION", "ExplainRequest", "canonical_json", "check_labels", "digest",
+           "package_version"]
 
 SCHEMA_VERSION = 2
 """Version of the store's tables (``PRAGMA user_version``; 2 added the trust metrics' table)."""
@@ -45,6 +47,50 @@ def package_version() -> str:
         return version("xai-panel")
     except PackageNotFoundError:  # running from a source tree that was never installed
         return "0+unknown"
+
+
+def check_labels(labels: Iterable[int | str] | None, class_names: Sequence[str] | None = None) -> tuple[int, ...]:
+    """Classes asked for (``explain(labels=...)``) as sorted, distinct class indices.
+
+    Each is a class index or, given ``class_names``, a class name (exact, else a unique
+    case-insensitive match). An index out of range, an unknown or ambiguous name, or a name
+    without ``class_names`` is a ``ValueError`` that says so (with a "did you mean").
+    """
+    if labels is None:
+        return ()
+    if isinstance(labels, (str, int)) or hasattr(labels, "ndim") and getattr(labels, "ndim") == 0:
+        labels = [labels]
+    n = None if class_names is None else len(class_names)
+    out = set()
+    for label in labels:
+        if hasattr(label, "item") and getattr(label, "ndim", None) == 0:
+            label = label.item()  # numpy scalars
+        if isinstance(label, bool) or not isinstance(label, (int, str)):
+            raise ValueError(f"a class is an index or a class name, not {label!r}")
+        if isinstance(label, str):
+            if class_names is None:
+                raise ValueError(f"class {label!r} is a name: give its index, or the model's class names")
+            label = _class_index(label, class_names)
+        if label < 0 or (n is not None and label >= n):
+            upper = f"{n - 1}" if n is not None else "the number of classes - 1"
+            raise ValueError(f"class index {label} is out of range: the model's classes are 0 to {upper}")
+        out.add(int(label))
+    return tuple(sorted(out))
+
+
+def _class_index(name: str, class_names: Sequence[str]) -> int:
+    exact = [i for i, c in enumerate(class_names) if c == name]
+    folded = exact or [i for i, c in enumerate(class_names) if c.casefold() == name.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    if len(folded) > 1:
+        raise ValueError(f"class name {name!r} is ambiguous: it names classes {folded}; give the index")
+    import difflib
+
+    close = difflib.get_close_matches(name.strip().casefold(), [c.casefold() for c in class_names], n=3, cutoff=0.6)
+    lookup = {c.casefold(): c for c in reversed(class_names)}
+    hint = f"; did you mean {', '.join(repr(lookup[c]) for c in close)}?" if close else ""
+    raise ValueError(f"unknown class {name!r}: not one of the model's class names{hint}")
 
 
 def _canonical(value: Any) -> Any:
@@ -95,6 +141,7 @@ class ExplainRequest:
     pool_size: int  # size of the shared coalition pool (see the module doc)
     version: str = field(default_factory=package_version)
     schema: int = KEY_SCHEMA
+    labels: tuple[int, ...] = ()  # classes asked for beside the top-k (check_labels: sorted, distinct)
 
     @classmethod
     def create(
@@ -109,8 +156,13 @@ class ExplainRequest:
         fill: str = "mean",
         settings: Mapping[str, Any] | None = None,
         version: str | None = None,
+        labels: Iterable[int] | None = None,
     ) -> "ExplainRequest":
-        """Same arguments as ``explain`` (minus image and classifier): checked and normalised."""
+        """Same arguments as ``explain`` (minus image and classifier): checked and normalised.
+
+        ``labels`` are class indices here (``check_labels`` with the model's class names turns
+        names into indices); whether each is below the model's number of classes is checked
+        by ``explain``, which knows the model."""
         from ..methods.base import check_methods, default_methods, make_explainer, pool_size_of, run_order
         from .segmentation import DEFAULTS
 
@@ -119,6 +171,9 @@ class ExplainRequest:
             raise ValueError("methods must name at least one method")
         settings = dict(settings or {})
         check_methods(settings)
+        labels = check_labels(labels)
+        if int(top_k) < 0 or (int(top_k) == 0 and not labels):
+            raise ValueError(f"top_k must be >= 1 (or 0 with labels=), got {top_k}")
         if segmentation not in DEFAULTS:
             raise ValueError(f"unknown segmentation {segmentation!r}; choose one of {', '.join(DEFAULTS)}")
         seg_params = dict(segmentation_params or {})
@@ -139,6 +194,7 @@ class ExplainRequest:
             settings=normalised,
             pool_size=pool_size,
             version=version or package_version(),
+            labels=labels,
         )
 
     def with_model(self, model_id: str) -> "ExplainRequest":
@@ -173,6 +229,7 @@ class ExplainRequest:
             "segmentation_params": dict(self.segmentation_params),
             "fill": self.fill,
             "settings": {m: dict(self.settings[m]) for m in chosen},
+            "labels": self.labels,
         }
 
     # -- keys --------------------------------------------------------------------------
@@ -182,10 +239,16 @@ class ExplainRequest:
         return self.model_id
 
     def base_config(self) -> dict:
-        """What the image view, the superpixels and the top-k depend on."""
-        return {"kind": "base", "model_id": self._require_model(), "segmentation": self.segmentation,
-                "segmentation_params": dict(self.segmentation_params), "seed": self.seed,
-                "top_k": self.top_k, "version": self.version, "schema": self.schema}
+        """What the image view, the superpixels and the classes explained depend on.
+
+        The asked classes (``labels``) are part of it only when there are some, so the keys of
+        a request without them are the ones stored before they existed."""
+        config = {"kind": "base", "model_id": self._require_model(), "segmentation": self.segmentation,
+                  "segmentation_params": dict(self.segmentation_params), "seed": self.seed,
+                  "top_k": self.top_k, "version": self.version, "schema": self.schema}
+        if self.labels:
+            config["labels"] = list(self.labels)
+        return config
 
     def method_config(self, method: str) -> dict:
         """Everything besides the image that ``method``'s result depends on."""
@@ -208,7 +271,7 @@ class ExplainRequest:
     def explanation_settings(self, methods: Iterable[str]) -> dict:
         """``Explanation.settings`` as ``explain`` writes it, for the given methods."""
         return {"segmentation": self.segmentation, "segmentation_params": dict(self.segmentation_params),
-                "fill": self.fill, "top_k": self.top_k,
+                "fill": self.fill, "top_k": self.top_k, **({"labels": list(self.labels)} if self.labels else {}),
                 **{m: dict(self.settings[m]) for m in self.methods if m in set(methods)}}
 
     def to_json(self) -> str:
@@ -216,7 +279,7 @@ class ExplainRequest:
                                "seed": self.seed, "segmentation": self.segmentation,
                                "segmentation_params": dict(self.segmentation_params), "fill": self.fill,
                                "settings": {m: dict(s) for m, s in self.settings.items()},
-                               "pool_size": self.pool_size,
+                               "pool_size": self.pool_size, "labels": list(self.labels),
                                "version": self.version, "schema": self.schema})
 
     @classmethod
@@ -233,5 +296,5 @@ class ExplainRequest:
         return cls.create(
             explanation.model_id, requested, top_k=s["top_k"],
             seed=explanation.seed, segmentation=s["segmentation"], segmentation_params=s.get("segmentation_params"),
-            fill=s["fill"], settings={m: s[m] for m in requested},
+            fill=s["fill"], settings={m: s[m] for m in requested}, labels=s.get("labels"),
         )

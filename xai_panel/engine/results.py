@@ -96,7 +96,9 @@ class Explanation:
 
     ``results[method][label]`` holds each method's result per class; a registered method's
     name also reads as an attribute (``res.lime``, ``res.shap``: read-only views, ``{}`` when
-    the method did not run).
+    the method did not run). The classes explained are ``top`` (the top-k) and ``asked``
+    (classes asked for with ``explain(labels=...)`` that are not in the top-k), ``classes``
+    both, in that order.
     """
 
     image: np.ndarray  # (H, W, 3) uint8: the view the model saw (resized, cropped)
@@ -120,6 +122,9 @@ class Explanation:
     faithfulness: Mapping[str, Mapping[int, object]] = field(default_factory=dict)
     agreement: Mapping[int, object] = field(default_factory=dict)
     metric_settings: Mapping[str, Mapping] = field(default_factory=dict)
+    # Classes asked for beside the top-k (``explain(labels=...)``) that are not in it, in class
+    # index order, with their probability on the image.
+    asked: tuple[ClassScore, ...] = ()
 
     def __getattr__(self, name: str):
         # Only called when normal lookup fails: a method name reads its results.
@@ -144,8 +149,14 @@ class Explanation:
                        faithfulness=faithfulness, agreement={} if results else self.agreement)
 
     @property
+    def classes(self) -> tuple[ClassScore, ...]:
+        """Every class explained: the top-k, then the asked ones."""
+        return (*self.top, *self.asked)
+
+    @property
     def labels(self) -> tuple[int, ...]:
-        return tuple(c.index for c in self.top)
+        """The indices of ``classes``."""
+        return tuple(c.index for c in self.classes)
 
     @property
     def methods(self) -> tuple[str, ...]:

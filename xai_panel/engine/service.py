@@ -240,7 +240,8 @@ class ExplanationService:
         while todo:
             reached[0] = False
             try:
-                explain(image, classifier, methods=todo, top_k=kwargs["top_k"], seed=kwargs["seed"],
+                explain(image, classifier, methods=todo, top_k=kwargs["top_k"], labels=kwargs["labels"],
+                        seed=kwargs["seed"],
                         segmentation=kwargs["segmentation"], segmentation_params=kwargs["segmentation_params"],
                         fill=kwargs["fill"], settings={m: settings[m] for m in todo}, progress=progress,
                         cancel=cancel, on_method=finished, preview=int(preview), segments=segments)
@@ -327,6 +328,7 @@ def explain_cached(
     segmentation_params: Mapping | None = None,
     fill: str = "mean",
     settings: Mapping | None = None,
+    labels: Iterable[int | str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     cancel=None,
     on_method: Callable[[Explanation], None] | None = None,
@@ -351,9 +353,11 @@ def explain_cached(
         from ..models import load_classifier
 
         classifier = load_classifier()
+    from .request import check_labels
+
     request = ExplainRequest.create(classifier.model_id, methods, top_k=top_k, seed=seed,
                                     segmentation=segmentation, segmentation_params=segmentation_params,
-                                    fill=fill, settings=settings)
+                                    fill=fill, settings=settings, labels=check_labels(labels, classifier.class_names))
     service = ExplanationService(store=store)
     result = service.explain(image, classifier, request, image_hash=image_hash, record=record, progress=progress,
                              cancel=cancel, on_method=on_method)

@@ -35,9 +35,9 @@ import param
 from ..engine.perturbation import PerturbationEngine
 from .base import Explainer
 
-__all__ = ["AnchorExplainer", "AnchorResult", "explain_anchors", "class_ranks", "TOP1", "TOPK"]
+__all__ = ["AnchorExplainer", "AnchorResult", "explain_anchors", "class_ranks", "TOP1", "TOPK", "NO_TARGET"]
 
-TOP1, TOPK = "top-1", "top-k"
+TOP1, TOPK, NO_TARGET = "top-1", "top-k", "none"
 _COVERAGE_STREAM = 0x0C0FE  # seeds the coverage set apart from the sampling stream
 
 
@@ -46,7 +46,7 @@ class AnchorResult:
     """An anchor: superpixels that, kept, hold the prediction with ``precision``."""
 
     label: int
-    target: str  # "top-1" or "top-k": what "holding the prediction" means for this class
+    target: str  # "top-1", "top-k" or "none": what "holding the prediction" means for this class
     segments: tuple[int, ...]
     precision: float
     coverage: float
@@ -56,6 +56,9 @@ class AnchorResult:
     # (M,) region of each superpixel in the search: perturbations keep or hide whole regions
     # (``AnchorExplainer.regions``); None: every superpixel is a region of its own.
     region_of: np.ndarray | None = None
+    # Said beside the anchor in the pane: why the class has the target it has (a class outside
+    # the top-k), or why no search was run (target "none"); "" for a top-k class.
+    note: str = ""
 
     ranked: ClassVar[bool] = False  # a set of superpixels, not a ranking
 
@@ -74,7 +77,11 @@ class AnchorExplainer(Explainer):
     """Anchors (Ribeiro et al. 2018) through ``alibi``'s AnchorImage search, on the engine.
 
     For the top class the anchor keeps it the top class; for the others it keeps the class
-    within the top-k (``top_k``) of the perturbed image's prediction.
+    within the top-k (``top_k``) of the perturbed image's prediction. A class asked for outside
+    the top-k (``explain(labels=...)``) has the same "within the top-k" target, which the image
+    itself misses: its anchor is what, kept, would bring the class into the top-k (usually
+    none is found, and its precision says how far it is). With ``top_k=0`` no such target
+    exists for a class that is not the top class: its result says so (``target="none"``).
     """
 
     method = "anchors"
@@ -339,13 +346,17 @@ def explain_anchors(
     share: bool = True,
     region_of: np.ndarray | None = None,
 ) -> dict[int, AnchorResult]:
-    """An anchor for each class in ``labels`` (the top-k, most probable first).
+    """An anchor for each class in ``labels`` (the top-k, most probable first, and any other class).
 
     Target ("the prediction holds") on a perturbed image, with ties broken by class index:
 
-    * ``labels[0]``: the class stays the top class (argmax == c), target ``"top-1"``;
-    * every other class: it stays within the top ``top_k`` classes (its rank among all
-      classes is < ``top_k``), target ``"top-k"``.
+    * the top class of the image: it stays the top class (argmax == c), target ``"top-1"``;
+    * every other class: it is within the top ``top_k`` classes (its rank among all
+      classes is < ``top_k``), target ``"top-k"``. For a class ranked below the top-k on the
+      image the target does not hold on the image itself: the search looks for what, kept,
+      brings the class into the top-k, and ``note`` says so;
+    * with ``top_k=0``, a class that is not the top class has no target: no search is run
+      and the result (``target="none"``, ``found=False``, no superpixels) says why in ``note``.
 
     A perturbed image keeps every anchor superpixel and hides each other superpixel with
     probability ``p_sample`` (hidden superpixels show the engine's fill). ``precision`` is the
@@ -375,8 +386,8 @@ def explain_anchors(
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     if not 0.0 < p_sample < 1.0:
         raise ValueError(f"p_sample must be in (0, 1), got {p_sample}")
-    if top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0, got {top_k}")
     if max_anchor_size is not None and max_anchor_size < 1:
         raise ValueError(f"max_anchor_size must be >= 1 or None, got {max_anchor_size}")
     if region_of is not None:
@@ -391,10 +402,18 @@ def explain_anchors(
     rng = np.random.default_rng(seed)
     store = _RowStore(search_engine, labels, p_sample, rng, use_pool)
     results: dict[int, AnchorResult] = {}
+    ranks = class_ranks(engine.predict_full()[None], labels)[0] if labels else []
     for position, label in enumerate(labels):
         if not share and position:
             store = _RowStore(search_engine, labels, p_sample, rng)
-        target, top_n = (TOP1, 1) if position == 0 else (TOPK, int(top_k))
+        rank = int(ranks[position])
+        if rank > 0 and top_k < 1:
+            results[label] = _no_target(engine, label, rank, region_of)
+            continue
+        target, top_n = (TOP1, 1) if rank == 0 else (TOPK, int(top_k))
+        note = "" if rank < top_n else (
+            f"ranked {rank + 1} on the image, outside the top {top_n}: the anchor is what, kept, would bring "
+            f"the class into the top {top_n}")
         sampler = _CoalitionSampler(store, position, top_n, seed, n_covered_ex=max(n_examples, 1))
         found = _search(sampler, threshold=threshold, delta=delta, tau=tau, batch_size=batch_size,
                         max_anchor_size=max_anchor_size, coverage_samples=coverage_samples)
@@ -410,6 +429,16 @@ def explain_anchors(
         results[label] = AnchorResult(
             label=label, target=target, segments=features, precision=precision, coverage=coverage,
             examples=examples, counter_examples=counter, found=bool(found["success"]), region_of=region_of,
+            note=note,
         )
     return results
+
+
+def _no_target(engine: PerturbationEngine, label: int, rank: int, region_of) -> AnchorResult:
+    empty = np.zeros((0, *engine.image.shape), np.uint8)
+    return AnchorResult(
+        label=label, target=NO_TARGET, segments=(), precision=0.0, coverage=0.0, examples=empty,
+        counter_examples=empty.copy(), found=False, region_of=region_of,
+        note=(f"no anchor: the class is ranked {rank + 1}, not the top class, and with top_k=0 there is no "
+              "top-k to stay within; explain it with top_k >= 1 (its target is then 'within the top-k')"))
 

@@ -123,6 +123,7 @@ def encode_explanation(
     base_payload = codec.encode({
         "image": view, "segmentation": explanation.segmentation, "top": tuple(explanation.top),
         "cost": explanation.costs.get("top-k"), "seed": explanation.seed,
+        **({"asked": tuple(explanation.asked)} if explanation.asked else {}),
     })
     rows = []
     for method in chosen:
@@ -248,7 +249,7 @@ def decode_explanation(base_payload: bytes, rows: Iterable[tuple[str, bytes]], r
     return Explanation(
         image=view, model_id=request.model_id, top=tuple(base["top"]), segmentation=base["segmentation"],
         results=results, costs=costs, settings=request.explanation_settings(results),
-        seed=int(base.get("seed", request.seed)),
+        seed=int(base.get("seed", request.seed)), asked=tuple(base.get("asked", ())),
     )
 
 

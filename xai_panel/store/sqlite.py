@@ -540,7 +540,7 @@ class ExplanationStore:
             model_id=config["model_id"], methods=(method,), top_k=config["top_k"], seed=config["seed"],
             segmentation=config["segmentation"], segmentation_params=config["segmentation_params"],
             fill=config["fill"], settings={method: config["settings"]}, pool_size=config["pool_size"],
-            version=config["version"], schema=config["schema"])
+            version=config["version"], schema=config["schema"], labels=tuple(config.get("labels", ())))
         try:
             explanation = decode_explanation(bytes(base), [(method, bytes(payload))], request)
         except CodecError as exc:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
+
 import panel as pn
 import param
 
-from ...methods.anchors import AnchorResult
+from ...methods.anchors import NO_TARGET, AnchorResult
 from ...render.overlays import anchor_overlay
 from ...render.tiles import STRIP_CSS, Tile, strip_html, tile_cache
 from .base import MethodPane
@@ -36,6 +38,8 @@ class AnchorPane(MethodPane):
 
     def _suffix(self, explanation, label):
         anchor = self.results(explanation)[label]
+        if anchor.target == NO_TARGET:
+            return " · no target"
         return f" · P {anchor.precision:.0%}" if anchor.found else " · no anchor"
 
     def inspected(self, explanation=None, selected=None):
@@ -55,7 +59,7 @@ class AnchorPane(MethodPane):
             return strip_html([Tile("", None)] * slots, self.example_size, f"Perturbed images that {what} the class",
                               "xp-anchor-strip")
         images = list(getattr(anchor, kind))[:slots]
-        name = next((c.name for c in explanation.top if c.index == anchor.label), str(anchor.label))
+        name = next((c.name for c in explanation.classes if c.index == anchor.label), str(anchor.label))
         title = f"Anchor kept, the rest hidden at random: {what} “{name}” ({len(images) or 'none'})"
         tiles = [Tile(f"{i + 1}", tile_cache().get((anchor,), (kind, i), lambda image=image: image))
                  for i, image in enumerate(images)]
@@ -74,13 +78,19 @@ class AnchorPane(MethodPane):
             return ""
         threshold = explanation.settings.get(self.method, {}).get("threshold", 0.95)
         rows = []
-        for rank, score in enumerate(explanation.top, 1):
+        ranked = [(f"{rank}.", score) for rank, score in enumerate(explanation.top, 1)]
+        for where, score in ranked + [("asked:", score) for score in explanation.asked]:
             a = results.get(score.index)
             if a is None:
                 continue
             status = "found" if a.found else f"best effort (below {threshold:.0%})"
-            rows.append(f"<tr><td>{rank}. {score.name}</td><td>{a.target}</td><td>{len(a.segments)}</td>"
+            if a.target == NO_TARGET:
+                status = "not searched"
+            rows.append(f"<tr><td>{where} {html.escape(score.name)}</td><td>{a.target}</td><td>{len(a.segments)}</td>"
                         f"<td>{a.precision:.1%}</td><td>{a.coverage:.1%}</td><td>{status}</td></tr>")
+            if a.note:
+                rows.append(f"<tr class='xp-anchor-note'><td colspan='6'>{html.escape(score.name)}: "
+                            f"{html.escape(a.note)}</td></tr>")
         return ("<table class='xp-table'><thead><tr><th>class</th><th>holds as</th><th>superpixels</th>"
                 "<th>precision</th><th>coverage</th><th>anchor</th></tr></thead><tbody>" + "".join(rows)
                 + "</tbody></table>")

@@ -22,7 +22,7 @@ import param
 from ...engine.results import Explanation
 from ...render.tiles import STRIP_CSS, Tile, strip_html, tile_cache
 
-__all__ = ["MethodPane", "OnRequestPane", "pane_class", "method_pane", "tile_title", "TABLE_CSS"]
+__all__ = ["MethodPane", "OnRequestPane", "pane_class", "method_pane", "shown_classes", "tile_title", "TABLE_CSS"]
 
 _PLACEHOLDER = 244
 
@@ -38,8 +38,18 @@ TABLE_CSS = """
 and notes: stability, trust and the sanity check."""
 
 
-def tile_title(rank: int, name: str, chosen: bool, extra: str = "") -> str:
-    return f"{'▶ ' if chosen else ''}{rank}. {name}{extra}"
+def tile_title(rank: int | None, name: str, chosen: bool, extra: str = "") -> str:
+    """A tile's caption: "2. tabby" for a top class, "tabby (asked)" for a class asked for (rank None)."""
+    named = f"{name} (asked)" if rank is None else f"{rank}. {name}"
+    return f"{'▶ ' if chosen else ''}{named}{extra}"
+
+
+def shown_classes(explanation: Explanation | None, slots: int) -> list:
+    """The classes a pane shows, one tile each: up to ``slots`` of the top-k, then every class
+    asked for beside them (``explain(labels=...)``)."""
+    if explanation is None:
+        return []
+    return [*explanation.top[:slots], *explanation.asked]
 
 
 def pane_class(method: str) -> type["MethodPane"] | None:
@@ -151,7 +161,8 @@ class MethodPane(pn.viewable.Viewer):
         # Methods arrive one by one, each as a new Explanation: redraw only when ours changed,
         # and move the frame only where there is something to frame.
         e = self.explanation
-        key = None if e is None else (id(e.image), e.top, id(e.results.get(self.method)), self.method in e.preview)
+        key = None if e is None else (id(e.image), e.top, e.asked, id(e.results.get(self.method)),
+                                      self.method in e.preview)
         values = {}
         # Another image's classes: the frame goes to its top class at once, where the class list is
         # about to reset ``selected`` (drawn once, not once with the old class and again).
@@ -217,24 +228,28 @@ class MethodPane(pn.viewable.Viewer):
         placeholder = np.full((side, side, 3), _PLACEHOLDER, np.uint8)
         results = self.results(explanation)
         out = []
+        classes = shown_classes(explanation, self.slots)
         for slot, caption in enumerate(self._captions(explanation, self.marked)):
-            label = explanation.top[slot].index if caption else None
+            label = classes[slot].index if caption else None
             image = self._draw(explanation, label, **extra) if label in results else placeholder
             out.append((caption, image))
         return out
 
     def _captions(self, explanation, selected) -> list[str]:
         results = self.results(explanation)
+        classes = shown_classes(explanation, self.slots)
+        top = len(explanation.top) if explanation is not None else 0
         captions = []
-        for slot in range(self.slots):
-            if explanation is None or slot >= len(explanation.top):
+        for slot in range(max(self.slots, len(classes))):
+            if slot >= len(classes):
                 captions.append("")
                 continue
-            score = explanation.top[slot]
+            score = classes[slot]
             suffix = self._suffix(explanation, score.index) if score.index in results else ""
             if suffix and self.method in explanation.preview:
                 suffix += " · preview"
-            captions.append(tile_title(slot + 1, score.name, score.index == selected, suffix))
+            captions.append(tile_title(slot + 1 if slot < min(top, self.slots) else None, score.name,
+                                       score.index == selected, suffix))
         return captions
 
     def picture(self, explanation: Explanation, label: int) -> np.ndarray:
@@ -257,12 +272,13 @@ class MethodPane(pn.viewable.Viewer):
             explanation, selected = self.shown, self.marked
         extra = {**self._extra(), **extra}
         results = self.results(explanation)
+        classes = shown_classes(explanation, self.slots)
         tiles = []
         for slot, caption in enumerate(self._captions(explanation, selected)):
             if not caption:
                 tiles.append(Tile("", None))
                 continue
-            label = explanation.top[slot].index
+            label = classes[slot].index
             url = self._url(explanation, label, **extra) if label in results else None
             tiles.append(Tile(caption, url, label == selected))
         return strip_html(tiles, self.plot_size) + self._legend(explanation, **extra)

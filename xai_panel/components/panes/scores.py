@@ -16,7 +16,7 @@ from ...engine.results import ScoreResult
 from ...methods.shap import ShapResult
 from ...render.overlays import score_map, score_overlay, symmetric_limit
 from ...render.tiles import colorbar_html
-from .base import MethodPane
+from .base import MethodPane, shown_classes
 
 __all__ = ["ScorePane", "ShapPane", "score_overlay"]
 
@@ -65,8 +65,9 @@ class ScorePane(MethodPane):
         explanation = self.shown
         results = self.results(explanation)
         out = []
+        classes = shown_classes(explanation, self.slots)
         for slot, caption in enumerate(self._captions(explanation, self.marked)):
-            label = explanation.top[slot].index if caption else None
+            label = classes[slot].index if caption else None
             out.append((caption, self.map_of(explanation, results[label]) if label in results else None))
         return out
 

@@ -34,7 +34,7 @@ import param
 from ...data import ImageError, ImageRecord, image_hash, load_image
 from ...engine.perturbation import Cancelled
 from ...engine.pipeline import explain
-from ...engine.request import ExplainRequest
+from ...engine.request import ExplainRequest, check_labels
 from ...engine.results import ClassScore, Explanation, Segmentation
 from ...engine.segmentation import segment
 from ...engine.service import ExplanationService, MethodsFailed
@@ -83,6 +83,46 @@ def _decode(source) -> np.ndarray:
     return load_image(source)
 
 
+def _carried_from(shown: tuple[Explanation | None, str], digest: str, classifier, request: ExplainRequest,
+                  probs: np.ndarray) -> Explanation | None:
+    """What the panes keep showing while classes asked for are explained: the explanation shown
+    (with the digest of its image), when it is of the same image, model and request but for the
+    asked classes (``request.labels``), with the new asked classes, whose tiles wait for their
+    results. None otherwise (the panes are cleared for the new image or settings).
+
+    The top-k's results do not depend on the asked classes (``explain`` runs those in a call of
+    their own), so keeping them is exact, not a stale preview.
+    """
+    explanation, shown_digest = shown
+    if explanation is None or explanation.preview or shown_digest != digest \
+            or explanation.model_id != classifier.model_id:
+        return None
+    try:
+        before = ExplainRequest.from_explanation(explanation)
+    except (KeyError, ValueError):
+        return None
+    if replace(before, labels=(), version=request.version) != replace(request, labels=()):
+        return None
+    top = {c.index for c in explanation.top}
+    asked = tuple(ClassScore(c, classifier.class_names[c], float(probs[c])) for c in request.labels if c not in top)
+    kept = {m: {k: v for k, v in r.items() if k in top} for m, r in explanation.results.items()}
+    return replace(explanation, asked=asked, results=kept, faithfulness={}, agreement={}, metric_settings={},
+                   errors={})
+
+
+def _with_carry(partial: Explanation, carry: Explanation | None) -> Explanation:
+    """``partial`` with the carried results of the methods it does not have yet (for display only;
+    drawn on the same superpixels, or else the carried explanation as it is)."""
+    if carry is None:
+        return partial
+    if not np.array_equal(partial.segmentation.labels, carry.segmentation.labels):
+        return carry  # the quick lane's maps on their placeholder superpixels: the carried ones still show
+    missing = {m: r for m, r in carry.results.items() if r and not partial.results.get(m)}
+    if not missing:
+        return partial
+    return replace(partial, results={**partial.results, **missing})
+
+
 class ExplanationSession(pn.viewable.Viewer):
     """One image, its top classes and its explanation: the state all panes link to."""
 
@@ -93,6 +133,9 @@ class ExplanationSession(pn.viewable.Viewer):
                          doc="Classifier: efficientnet_lite0 (embedded), a torchvision name or a model file.")
     settings = param.ClassSelector(class_=ExplainerSettings, allow_refs=True, doc="What to compute and how.")
     top_k = param.Integer(5, bounds=(1, 10), doc="How many classes to explain.")
+    labels = param.List(default=[], item_type=int, doc=(
+        "Classes to explain beside the top-k (class indices; ``ask`` adds one by name): \"why not bus?\". "
+        "Cleared when another image or model is chosen."))
     preview = param.Integer(100, bounds=(0, None), doc=(
         "Show LIME fitted on the first this many samples while the rest are computed (0: no preview)."))
     cache = param.Parameter(default=None, doc="An ExplanationCache (get/put); None: the process-wide one.")
@@ -145,13 +188,24 @@ class ExplanationSession(pn.viewable.Viewer):
         self._compute = JobRunner("explain-compute", queue=compute_queue(), pool=compute_executor)
         self._lanes = threading.Lock()  # the fast job hands over to the compute lane, or a refresh cancels it
         self._prerenders: list = []
+        self._asked_for = (None if self.source is None else id(self.source), self.model)
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.on_session_destroyed(lambda _ctx: self.cancel())
         if self.source is not None:
             self.refresh()
 
     # -- public API ----------------------------------------------------------------------
-    @param.depends("source", "model", "settings", "settings.request", "top_k", "metrics", "metric_settings", watch=True)
+    def ask(self, label) -> int:
+        """Explain the class ``label`` (an index, or a name of the model's classes, case-insensitive)
+        beside the top-k; returns its index. A bad name or index is a ``ValueError`` saying why,
+        and nothing changes."""
+        (index,) = check_labels([label], self.classifier.class_names)
+        if index not in self.labels:
+            self.labels = sorted([*self.labels, index])
+        return index
+
+    @param.depends("source", "model", "settings", "settings.request", "top_k", "labels", "metrics",
+                   "metric_settings", watch=True)
     def refresh(self) -> None:
         """(Re)start the job for the current source, model and settings.
 
@@ -166,12 +220,20 @@ class ExplanationSession(pn.viewable.Viewer):
 
     def _start(self, other_presets: bool) -> None:
         if self.source is None:
+            self._asked_for = (None, self.model)
             self.cancel()
             self._set(image=None, image_name="", requested="", image_digest="", top=[], explanation=None, status="idle",
                       running="", progress=0.0, pending=[], method_errors={}, error="", from_cache=False, timings={},
                       measuring=False, metrics_error="", from_store=False, shown_preset="", refinable=False)
             return
-        request = dict(self.settings.request, top_k=int(self.top_k))
+        # The classes asked for belong to one image and model (asked before the first image: kept for it).
+        asked_for = (id(self.source), self.model)
+        if asked_for != self._asked_for and self._asked_for[0] is not None and self.labels:
+            with param.parameterized.discard_events(self):
+                self.labels = []
+        self._asked_for = asked_for
+        request = dict(self.settings.request, top_k=int(self.top_k), labels=tuple(self.labels))
+        shown = (self.explanation, self.image_digest)
         # Snapshots of the explainers (custom subclasses included): later edits of the
         # settings must not change a computation that is already running.
         explainers = {m: self.settings.explainer(m) for m in request["methods"]}
@@ -181,7 +243,7 @@ class ExplanationSession(pn.viewable.Viewer):
                   from_store=False, refinable=False)
         with self._lanes:
             self._compute.cancel()
-            self._runner.start(self._work, self.source, name, self.model, request, explainers, other_presets)
+            self._runner.start(self._work, self.source, name, self.model, request, explainers, other_presets, shown)
 
     def add_prerender(self, render) -> None:
         """Call ``render(explanation)`` in the worker before each explanation is published.
@@ -227,7 +289,7 @@ class ExplanationSession(pn.viewable.Viewer):
         runner.publish(job, lambda: self._set(**values))
 
     def _work(self, job: Job, source, name: str, model: str, request: dict, explainers: dict,
-              other_presets: bool = True) -> None:
+              other_presets: bool = True, shown: tuple = (None, "")) -> None:
         timings: dict[str, float] = {}
         try:
             if isinstance(source, (ImageRecord, str, os.PathLike)):  # a file: decoded once per version
@@ -250,6 +312,7 @@ class ExplanationSession(pn.viewable.Viewer):
         cache: ExplanationCache = self.cache if self.cache is not None else default_cache()  # an empty cache is falsy
         service = ExplanationService(cache=cache, store=self.store)
         try:
+            check_labels(request.get("labels", ()), classifier.class_names)  # in range for this model
             wanted = self._request(classifier.model_id, request)
         except ValueError as exc:  # settings that cannot be explained (checked again here, to say so)
             self._publish(job, status="error", error=str(exc), pending=[])
@@ -278,18 +341,20 @@ class ExplanationSession(pn.viewable.Viewer):
                         except ServerBusy as exc:
                             self._publish(job, measuring=False, metrics_error=str(exc))
             return
-        top = top_k_of(classifier.predict_proba(view[None])[0], classifier.class_names, int(request["top_k"]))
+        probs = classifier.predict_proba(view[None])[0]
+        top = top_k_of(probs, classifier.class_names, int(request["top_k"]))
         timings["top"] = job.elapsed()
         methods = list(wanted.methods)
         # The top classes go out on their own, before the panes are reset for the new image.
         self._publish(job, image=image, image_name=name, image_digest=digest, model_id=classifier.model_id,
                       top=top, status="explaining" if methods else "done", pending=methods, timings=dict(timings),
                       shown_preset=preset_name, refinable=False)
-        self._publish(job, explanation=None)
+        carry = _carried_from(shown, digest, classifier, wanted, probs)
+        self._publish(job, explanation=carry)
         if not methods:
             return
         try:
-            early, segments = self._quick(job, view, classifier, wanted, explainers, timings)
+            early, segments = self._quick(job, view, classifier, wanted, explainers, timings, carry)
         except Cancelled:
             return
         with self._lanes:  # hand over to the compute lane, unless a newer request came meanwhile
@@ -298,7 +363,7 @@ class ExplanationSession(pn.viewable.Viewer):
             try:
                 self._compute.start(self._compute_work, view, classifier, service, wanted, explainers, timings,
                                     job.started, digest, source if isinstance(source, ImageRecord) else None, early,
-                                    segments)
+                                    segments, carry)
             except ServerBusy as exc:
                 self._publish(job, status="error", error=str(exc), pending=[])
 
@@ -342,7 +407,7 @@ class ExplanationSession(pn.viewable.Viewer):
                     {"status": "error", "error": str(exc), "pending": []} if missing else {}))
 
     def _quick(self, job: Job, view, classifier, request: ExplainRequest, explainers: dict,
-               timings: dict) -> tuple[Explanation | None, Segmentation | None]:
+               timings: dict, carry: Explanation | None = None) -> tuple[Explanation | None, Segmentation | None]:
         """The request's quick methods (``Explainer.quick``: Grad-CAM, one forward and one backward
         pass) computed here in the fast lane and published at once, so a click shows an
         explanation right after its top classes instead of after the compute lane's admission
@@ -370,7 +435,8 @@ class ExplanationSession(pn.viewable.Viewer):
             return None, None
         placeholder = Segmentation(np.zeros(view.shape[:2], np.int32), PLACEHOLDER_SEGMENTATION)
         try:
-            early = explain(view, classifier, methods=quick, top_k=kwargs["top_k"], seed=kwargs["seed"],
+            early = explain(view, classifier, methods=quick, top_k=kwargs["top_k"], labels=kwargs["labels"],
+                            seed=kwargs["seed"],
                             segments=placeholder, fill=kwargs["fill"], settings={m: settings[m] for m in quick},
                             cancel=job.cancel)
         except Cancelled:
@@ -381,8 +447,8 @@ class ExplanationSession(pn.viewable.Viewer):
         for m in quick:
             timings[m] = job.elapsed()
         remaining = [m for m in request.methods if m not in early.costs]
-        self._publish(job, explanation=early, pending=remaining, running=remaining[0] if remaining else "",
-                      timings=dict(timings))
+        self._publish(job, explanation=_with_carry(early, carry), pending=remaining,
+                      running=remaining[0] if remaining else "", timings=dict(timings))
         segments = segment(view, kwargs["segmentation"], seed=0, **dict(kwargs["segmentation_params"] or {}))
         if job.cancel.is_set():
             raise Cancelled()
@@ -390,7 +456,7 @@ class ExplanationSession(pn.viewable.Viewer):
                                                                   for m in quick}),
                         segmentation=segments, settings={**early.settings, "segmentation": segments.algorithm,
                                                          "segmentation_params": dict(segments.params)})
-        self._publish(job, explanation=early)
+        self._publish(job, explanation=_with_carry(early, carry))
         return early, segments
 
     @staticmethod
@@ -398,12 +464,12 @@ class ExplanationSession(pn.viewable.Viewer):
         return ExplainRequest.create(model_id, request["methods"], top_k=int(request["top_k"]),
                                      seed=int(request["seed"]), segmentation=request["segmentation"],
                                      segmentation_params=request["segmentation_params"], fill=request["fill"],
-                                     settings=request["settings"])
+                                     settings=request["settings"], labels=request.get("labels", ()))
 
     def _compute_work(self, job: Job, view, classifier, service: ExplanationService, request: ExplainRequest,
                       explainers: dict, timings: dict, started: float, digest: str,
                       record: ImageRecord | None, early: Explanation | None = None,
-                      segments: Segmentation | None = None) -> None:
+                      segments: Segmentation | None = None, carry: Explanation | None = None) -> None:
         job.started = started  # timings count from the click, not from the admission
         methods = list(request.methods)
         shown: set[str] = set(early.costs) & set(methods) if early is not None else set()
@@ -423,8 +489,9 @@ class ExplanationSession(pn.viewable.Viewer):
                     timings[m] = job.elapsed()
             errors = dict(partial.errors)
             remaining = [m for m in methods if m not in shown and m not in errors]
-            self._publish(job, explanation=partial, pending=remaining, running=remaining[0] if remaining else "",
-                          progress=0.0, timings=dict(timings), method_errors=errors)
+            self._publish(job, explanation=_with_carry(partial, carry), pending=remaining,
+                          running=remaining[0] if remaining else "", progress=0.0, timings=dict(timings),
+                          method_errors=errors)
 
         try:
             # Kept in the memory cache even if another image was asked for meanwhile: finished
