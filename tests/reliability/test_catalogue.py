@@ -455,7 +455,7 @@ def test_model_turning_nan_mid_explanation_stops_it_with_a_model_error(classifie
     ({"settings": {"lime": {"num_samples": "many"}}}, r"num_samples' must be an integer"),
     ({"methods": ("anchors",), "settings": {"anchors": {"threshold": 1.5}}}, r"threshold' must be at most 1.0"),
     ({"settings": {"lime": {"no_such_knob": 1}}}, r"no_such_knob"),
-    ({"top_k": 0}, r"top_k must be between 1 and 20, got 0"),
+    ({"top_k": 0}, r"top_k must be between 1 and 20 \(or 0 with labels=\), got 0"),
     ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32\)"),
     ({"fill": "sepia"}, r"unknown fill 'sepia'"),
     ({"segmentation": "voronoi"}, r"unknown segmentation 'voronoi'"),
