@@ -9,6 +9,7 @@ import param
 import pytest
 
 import xai_panel as xp
+from tests.tiny_models import tiny_onnx
 from xai_panel.engine.pipeline import apply_preset
 from xai_panel.engine.request import ExplainRequest
 from xai_panel.engine.results import ScoreResult
@@ -133,21 +134,10 @@ def test_explicit_settings_override_the_preset_in_explain(classifier, chelsea):
 
 
 def test_a_presets_method_the_model_refuses_is_left_out_and_named(tmp_path, chelsea):
-    import torch
 
     from xai_panel.models import ModelError, load_classifier
 
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.pool, self.fc = torch.nn.AdaptiveAvgPool2d(1), torch.nn.Linear(3, 1000)
-
-        def forward(self, x):
-            return self.fc(self.pool(x).flatten(1))
-
-    path = tmp_path / "tiny.onnx"
-    torch.onnx.export(Tiny(), torch.zeros(1, 3, 224, 224), str(path), dynamo=False, input_names=["x"],
-                      dynamic_axes={"x": {0: "batch"}})
+    path = tiny_onnx(tmp_path / "tiny.onnx")
     onnx = load_classifier(str(path))
     small = {"lime": {"num_samples": 30}, "anchors": {"max_anchor_size": 1}, "shap": {"nsamples": 40}}
     res = xp.explain(chelsea, onnx, preset="interactive", settings=small, top_k=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.tiny_models import tiny_onnx
 from xai_panel.cli import main
 from xai_panel.data import image_hash, load_image
 from xai_panel.engine.request import ExplainRequest
@@ -58,19 +59,8 @@ def test_precompute_refuses_an_unknown_preset_before_any_work(tmp_path, capsys):
 def test_a_presets_method_the_model_refuses_is_left_out_not_failed(tmp_path, images, capsys):
     """The dashboards' preset ticks Grad-CAM; an ONNX file has no gradients. Precompute with the
     defaults stores the other methods and says what it left out; named with --methods, it fails."""
-    import torch
 
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.pool, self.fc = torch.nn.AdaptiveAvgPool2d(1), torch.nn.Linear(3, 1000)
-
-        def forward(self, x):
-            return self.fc(self.pool(x).flatten(1))
-
-    model = tmp_path / "tiny.onnx"
-    torch.onnx.export(Tiny(), torch.zeros(1, 3, 224, 224), str(model), dynamo=False, input_names=["x"],
-                      dynamic_axes={"x": {0: "batch"}})
+    model = tiny_onnx(tmp_path / "tiny.onnx")
     store = tmp_path / "s.sqlite"
     common = [str(tmp_path / "images"), "--store", str(store), "--model", str(model), "--top-k", "1", "--limit", "1",
               "--set", "lime.num_samples=30", "--set", "anchors.max_anchor_size=1", "--set", "shap.nsamples=40",

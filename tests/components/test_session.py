@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.tiny_models import tiny_onnx
 from xai_panel.components import ExplainerSettings, ExplanationSession, MemoryCache
 from xai_panel.methods import ShapExplainer
 
@@ -282,19 +283,8 @@ def test_the_superpixel_view_shows_the_pixel_map_until_the_image_is_segmented(ph
 def test_a_model_without_gradients_leaves_gradcam_to_the_compute_lane_which_says_why(photos, tmp_path):
     """An ONNX file has no gradients: the fast lane skips Grad-CAM, the compute lane reports the
     refusal (the pane's note) and LIME still runs."""
-    import torch
 
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.pool, self.fc = torch.nn.AdaptiveAvgPool2d(1), torch.nn.Linear(3, 1000)
-
-        def forward(self, x):
-            return self.fc(self.pool(x).flatten(1))
-
-    path = tmp_path / "tiny.onnx"
-    torch.onnx.export(Tiny(), torch.zeros(1, 3, 224, 224), str(path), dynamo=False, input_names=["x"],
-                      dynamic_axes={"x": {0: "batch"}})
+    path = tiny_onnx(tmp_path / "tiny.onnx")
     settings = ExplainerSettings(settings={"lime": {"num_samples": 60}}, methods=["gradcam", "lime"],
                                  segmentation="slic")
     session = ExplanationSession(settings=settings, cache=MemoryCache(), metrics=[], model=str(path))

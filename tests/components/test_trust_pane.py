@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from tests.components.conftest import QUICK
+from tests.tiny_models import tiny_onnx
 from xai_panel.components import ExplainerSettings, ExplanationSession
 from xai_panel.components.panes.sanity import SanityPane
 from xai_panel.components.panes.trust import TrustPane
@@ -175,7 +176,6 @@ def test_a_new_image_cancels_a_running_sanity_check(photos):
 
 
 def test_sanity_check_errors_are_shown_in_the_pane(photos, tmp_path):
-    import torch
 
     sanity = SanityPane(image=photos["chelsea"], settings=ExplainerSettings.from_dict({"methods": ["anchors"]}))
     # only an anchor asked for: nothing with scores to compare
@@ -185,16 +185,7 @@ def test_sanity_check_errors_are_shown_in_the_pane(photos, tmp_path):
     assert TrustPane(sanity=sanity).sanity is sanity
     # a model given as an ONNX file has no weights to re-initialise
 
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.pool, self.fc = torch.nn.AdaptiveAvgPool2d(1), torch.nn.Linear(3, 1000)
-
-        def forward(self, x):
-            return self.fc(self.pool(x).flatten(1))
-
-    path = tmp_path / "tiny.onnx"
-    torch.onnx.export(Tiny(), torch.zeros(1, 3, 224, 224), str(path), dynamo=False)
+    path = tiny_onnx(tmp_path / "tiny.onnx")
     sanity.param.update(model=str(path), settings=ExplainerSettings.from_dict({"methods": ["lime"]}))
     sanity.image = photos["chelsea"]  # the model change reset the pane
     sanity.compute()
