@@ -32,8 +32,9 @@ from .frame import (
     notify,
     page,
     warm_up,
+    when_quiet,
 )
-from .panes import CARD, explanation_cards
+from .panes import CARD, method_cards, report_cards
 
 __all__ = ["gallery_app"]
 
@@ -43,8 +44,9 @@ def gallery_app():
     glance (built when opened), every method's explanation, its cost and its stability.
 
     The first screen (the labels, the first page of thumbnails, the prediction) is served first;
-    the cards below it are built once the browser has drawn it: they were about two thirds of
-    the page's build on the server and of its drawing in the browser.
+    the method cards are built once the browser has drawn it (they were about two thirds of the
+    page's build on the server and of its drawing in the browser), and the cards below them once
+    the page is quiet (``when_quiet``), so that a first click does not wait for them.
     """
     hold_background_until_loaded()
     extension()
@@ -62,16 +64,27 @@ def gallery_app():
     picker = ClassPicker.from_session(session, true_label=top.param.true_label)
     image = ImagePane(image=session.param.image, title=session.param.image_name)
     below = pn.Column(sizing_mode="stretch_width")
+    shown: list = []
+
+    def fill_methods():
+        cards, panes = method_cards(session, settings, top)
+        shown[:] = [cards, panes]
+        below.objects = cards
 
     def fill_below():
+        cards, panes = shown
         label_grid = LabelGrid(gallery=gallery, settings=settings, store=store, top_k=session.top_k,
                                metrics=session.metrics, metric_settings=session.metric_settings)
         at_a_glance = lazy_card(label_grid, "Label at a glance · every image of the label, explained",
                                 css_classes=["xp-card-label"], sizing_mode="stretch_width", margin=(6, 6))
         at_a_glance.param.watch(lambda event: setattr(label_grid, "active", not event.new), "collapsed")
-        below.objects = [at_a_glance, *explanation_cards(session, settings, top)]
+        below.objects = [at_a_glance, *cards, *report_cards(session, top, panes)]
 
-    after_load(fill_below)
+    # The method cards, which a click fills first, once the page is drawn; the rest (label grid,
+    # inspection, trust, export, cost, stability) once the page is quiet, after a first click's
+    # top classes and first panes have gone out.
+    after_load(fill_methods)
+    when_quiet(fill_below, [(session, ("status", "explanation", "image"))], lambda: session.status == "loading")
     UrlState(gallery=gallery)
     for text in (settings_problem, store_problem, *config_problems()):
         notify(text)

@@ -15,7 +15,7 @@ from ..components.widgets.export import ExportButtons, picture_download
 from ..methods.base import method_class
 from .frame import lazy_card
 
-__all__ = ["explanation_cards", "CARD"]
+__all__ = ["explanation_cards", "method_cards", "report_cards", "CARD"]
 
 CARD = dict(sizing_mode="stretch_width", margin=(6, 6), collapsible=False)
 
@@ -27,6 +27,13 @@ def _requested(request: dict, method: str) -> bool:
 def explanation_cards(session, settings, inspect) -> list:
     """A card per registered method (its pane and its picture's download), the HoloViews
     inspection (built when opened), then the trust, export, cost and stability cards."""
+    cards, panes = method_cards(session, settings, inspect)
+    return cards + report_cards(session, inspect, panes)
+
+
+def method_cards(session, settings, inspect) -> tuple[list, list]:
+    """(cards, panes): a card per registered method whose results a pane can draw, shown while
+    the settings request the method, with its picture's download."""
     cards, panes = [], []
     for method in settings.param.methods.objects:  # every registered method, in display order
         pane = method_pane(session, method, inspect=inspect)
@@ -38,6 +45,13 @@ def explanation_cards(session, settings, inspect) -> list:
         cards.append(pn.Card(pane, picture_download(pane, lambda: session.image_name), title=title,
                              css_classes=[f"xp-card-{method}"],
                              visible=pn.bind(_requested, settings.param.request, method), **CARD))
+    return cards, panes
+
+
+def report_cards(session, inspect, panes: list) -> list:
+    """The cards below the methods': the inspection (built when opened), trust, export (of
+    ``panes``' pictures among the rest), cost and stability."""
+    cards = []
     cards.append(lazy_card(InspectionPane.from_session(session, inspect=inspect),
                            "Inspect · the score and superpixel under the cursor, maps zoomed together",
                            css_classes=["xp-card-inspect"], sizing_mode="stretch_width", margin=(6, 6)))

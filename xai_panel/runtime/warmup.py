@@ -3,12 +3,17 @@ before the first visitor arrives, so the first page and the first click are not 
 
 The imports run here, at server start, because an import holds Python's import lock and
 mostly the GIL: done lazily inside a session's first explanation (alibi pulls in spaCy),
-it would stall the server's event loop and with it every open page.
+it would stall the server's event loop and with it every open page. The apps' own modules
+(their panes, the inspection's HoloViews) are imported here too: left to the first page, their
+import ran on the event loop while the warm-up's rehearsal held the GIL, and that page took
+seconds longer than the next one.
 """
 
 import importlib
 import logging
 
+import xai_panel.apps.explorer  # noqa: F401  (each page's panes and widgets; HoloViews for the inspection)
+import xai_panel.apps.gallery  # noqa: F401
 import xai_panel.components  # noqa: F401  (Panel, torch, the engine)
 import xai_panel.metrics.stability  # noqa: F401
 from xai_panel.apps.frame import configured_dataset, configured_model, warm_up
