@@ -170,7 +170,8 @@ def warm_up(model: str):
 
         t0 = time.perf_counter()
         loaded = classifier(model)
-        loaded.warm_up()
+        if not loaded.warmed:  # load_classifier warms ONNX Runtime itself
+            loaded.warm_up()
         try:
             rehearse(loaded, cancel=stopping, pause=_yield_to_visitors)
         except Cancelled:  # the server is stopping
