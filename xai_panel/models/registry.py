@@ -209,7 +209,10 @@ def load_classifier(
             with _cache_lock:
                 classifier = _cache.setdefault(key, classifier)
     if warm and classifier.backend == "onnxruntime" and not classifier.warmed:
-        classifier.warm_up()
+        try:
+            classifier.warm_up()
+        except Exception:  # e.g. a file with a fixed batch of 1: it fails, and says why, when it is used
+            pass
     return classifier
 
 
