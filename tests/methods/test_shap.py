@@ -227,7 +227,7 @@ def test_shap_alone_with_the_shared_estimator_draws_no_pool(small):
     assert result.shap and result.costs["shap"].forward_passes <= 64 + 1
 
 
-# -- "owen": shap's Partition explainer over a superpixel hierarchy -----------------------------
+# -- "owen": shap's Partition recursion over a superpixel hierarchy -----------------------------
 
 
 def exact_owen(engine: PerturbationEngine, labels, linkage: np.ndarray) -> np.ndarray:
@@ -283,3 +283,15 @@ def test_owen_is_deterministic_within_budget_and_additive_on_the_real_model(chel
         a, b = runs[0][label], runs[1][label]
         assert np.array_equal(a.values, b.values)  # different seeds, same values: no sampling
         assert a.additivity_error < 1e-6 and len(np.unique(np.round(a.values, 9))) > 3
+    # Our recursion (no numba) gives shap's own Partition explainer's values bit for bit, at
+    # the same budget (its coalitions are all in the engine's memo: no passes)
+    import shap
+
+    from xai_panel.methods.shap import superpixel_hierarchy
+
+    m, passes = engine.n_segments, engine._tally.passes
+    masker = shap.maskers.Partition(np.zeros((1, m)), clustering=superpixel_hierarchy(engine.segments, m))
+    theirs = shap.Explainer(lambda z: engine.evaluate(np.asarray(z) > 0.5)[:, labels], masker, algorithm="partition")(
+        np.ones((1, m)), max_evals=120, batch_size=engine.batch_size, silent=True).values[0]
+    assert np.array_equal(np.stack([runs[1][label].values for label in labels], axis=1), theirs)
+    assert engine._tally.passes == passes

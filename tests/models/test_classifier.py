@@ -82,6 +82,24 @@ def test_predict_proba_batches_in_chunks_and_counts_passes(classifier):
     np.testing.assert_allclose(whole.sum(axis=1), 1.0, atol=1e-4)
 
 
+def test_load_classifier_runs_onnx_runtimes_first_batches_uncounted(tmp_path, monkeypatch, classifier):
+    """The first explanation in a new process does not pay for ONNX Runtime's first runs (#14)."""
+    from tests.tiny_models import tiny_onnx
+    from xai_panel.models.onnx_backend import OnnxRunner
+
+    path = tiny_onnx(tmp_path / "tiny.onnx")
+    shapes = []
+    run = OnnxRunner.__call__
+    monkeypatch.setattr(OnnxRunner, "__call__", lambda self, batch: (shapes.append(batch.shape), run(self, batch))[1])
+    cold = load_classifier(path, cache=False, warm=False)
+    assert shapes == [(1, 3, 224, 224)] and not cold.warmed  # the load's check only
+    shapes.clear()
+    warm = load_classifier(path, cache=False, batch_size=8)
+    assert shapes == [(1, 3, 224, 224)] + [(8, 3, 224, 224)] * 2 and warm.warmed
+    assert (warm.forward_passes, warm.model_seconds) == (0, 0.0)  # explanation costs stay exact
+    assert classifier.backend == "onnxruntime" and classifier.warmed  # the shared model, by default
+
+
 def test_warm_up_runs_full_batches_uncounted_and_checks_the_output(classifier):
     calls = []
     runner = classifier._runner

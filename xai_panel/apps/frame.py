@@ -170,7 +170,8 @@ def warm_up(model: str):
 
         t0 = time.perf_counter()
         loaded = classifier(model)
-        loaded.warm_up()
+        if not loaded.warmed:  # load_classifier warms ONNX Runtime itself
+            loaded.warm_up()
         try:
             rehearse(loaded, cancel=stopping, pause=_yield_to_visitors)
         except Cancelled:  # the server is stopping
@@ -209,9 +210,9 @@ def _runs_on(explainer, loaded) -> bool:
 
 def rehearse(loaded, cancel=None, pause=None) -> None:
     """One tiny explanation with every method, so that the first visitor's does not pay the
-    first-call costs: shap's Partition explainer compiles its numba kernels on first use
-    (measured: 5-8 s, during which the first SHAP pane waited), and alibi, lime and
-    scikit-learn build their first objects. Six superpixels of a synthetic image: a few
+    first-call costs: alibi, lime and scikit-learn are imported and build their first objects
+    (shap's Partition explainer, behind the 'partition' estimator, compiles numba kernels on
+    first use: measured 5-8 s; the default 'owen' estimator compiles nothing). Six superpixels of a synthetic image: a few
     hundred model passes, in the background at server start. ``cancel`` (an Event) stops it
     between model batches; ``pause()`` is called after each batch (the server's warm-up
     passes one that waits while a visitor's job runs, so a click that comes during the

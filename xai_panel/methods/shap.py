@@ -25,6 +25,7 @@ All requested classes come from the same model evaluations in every estimator.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ from ..engine.perturbation import PerturbationEngine
 from ..engine.results import ScoreResult
 from .base import Explainer
 
-__all__ = ["ShapExplainer", "ShapResult", "explain_shap", "shap_from_pool", "shap_owen", "shap_shared",
+__all__ = ["ShapExplainer", "ShapResult", "explain_shap", "shap_from_pool", "shap_owen", "owen_values", "shap_shared",
            "shapley_kernel_weights", "superpixel_hierarchy", "ESTIMATORS"]
 
 ESTIMATORS = ("owen", "shared", "kernel", "pool", "partition")
@@ -350,20 +351,18 @@ def superpixel_hierarchy(segments: np.ndarray, m: int) -> np.ndarray:
 
 
 def shap_owen(engine: PerturbationEngine, labels: Iterable[int], nsamples: int) -> dict[int, ShapResult]:
-    """Owen values of the superpixels, grouped by ``superpixel_hierarchy``, with shap's
-    Partition explainer; hidden superpixels show the engine's fill.
+    """Owen values of the superpixels, grouped by ``superpixel_hierarchy``, by the recursion of
+    shap's Partition explainer; hidden superpixels show the engine's fill.
 
     The Owen value is the Shapley value averaged only over the orders in which every group
     of the hierarchy joins as a block: nearby superpixels enter together, as in shap's own
     Partition explainer for images (which groups pixels in fixed rectangles). It is computed
     exactly, without sampling, so the same image and settings give the same values whatever
-    the seed. The explainer expands the groups with the largest values first and stops
+    the seed. The recursion expands the groups with the largest values first and stops
     after ``nsamples`` evaluations; a group it did not expand shares its value evenly among
     its superpixels (the whole tree takes about 35 evaluations per superpixel). Additive:
     the values sum to f(image) - f(all hidden) exactly.
     """
-    import shap
-
     labels = [int(label) for label in labels]
     m = engine.n_segments
     full = engine.predict_full()[labels].astype(np.float64)
@@ -375,26 +374,88 @@ def shap_owen(engine: PerturbationEngine, labels: Iterable[int], nsamples: int) 
             raise ValueError(f"the owen estimator needs at least 4 evaluations, got {nsamples}")
         progress, done = engine.progress, [0]
 
-        def model(masks):  # (n, M) 0/1 rows: the superpixels kept
-            probs = engine.evaluate(np.asarray(masks) > 0.5)[:, labels]
+        def model(masks):  # (n, M) bool rows: the superpixels kept
+            probs = engine.evaluate(masks)[:, labels].astype(np.float64)
             done[0] += len(probs)
             if progress is not None:
                 progress("shap", min(done[0], nsamples), nsamples)
             return probs
 
-        masker = shap.maskers.Partition(np.zeros((1, m)), clustering=superpixel_hierarchy(engine.segments, m))
         engine.progress = None  # reported above against the budget, not per engine call
         try:
-            explanation = shap.Explainer(model, masker, algorithm="partition")(
-                np.ones((1, m)), max_evals=int(nsamples), batch_size=engine.batch_size, silent=True)
+            values = owen_values(model, superpixel_hierarchy(engine.segments, m), int(nsamples), engine.batch_size)
         finally:
             engine.progress = progress
-        values = np.asarray(explanation.values[0], np.float64).reshape(m, len(labels))
     return {
         label: ShapResult(label=label, values=values[:, j].copy(), base_value=float(empty[j]),
                           prediction=float(full[j]), estimator="owen")
         for j, label in enumerate(labels)
     }
+
+
+def owen_values(model, clustering: np.ndarray, max_evals: int, batch_size: int) -> np.ndarray:
+    """(M, L) Owen values of ``model`` (bool (n, M) coalitions -> float64 (n, L)) over the
+    binary hierarchy ``clustering`` (a SciPy linkage matrix), at most ``max_evals`` evaluations.
+
+    The recursion of shap's ``PartitionExplainer.owen`` (shap 0.49, ``fixed_context=None``)
+    followed step by step, so the values are shap's, in plain NumPy: shap runs it through
+    numba kernels (its masked model, mask matrix and ``lower_credit``) that it compiles in
+    every new process, 5-8 s before the first SHAP value (issue #14: the first explanation
+    cost 1.8x a warm one). One difference: where two groups have exactly the same priority
+    shap breaks the tie with ``np.random.randn()`` (the global random state), this with the
+    order they were queued in, so the values never depend on a random state.
+    """
+    m = clustering.shape[0] + 1
+    left, right = clustering[:, 0].astype(int), clustering[:, 1].astype(int)
+    size = np.concatenate([np.ones(m, int), clustering[:, 3].astype(int)])
+    members = np.zeros((2 * m - 1, m), bool)  # the superpixels of every node of the hierarchy
+    members[np.arange(m), np.arange(m)] = True
+    for k in range(m - 1):
+        members[m + k] = members[left[k]] | members[right[k]]
+
+    none = np.zeros(m, bool)
+    f00, f11 = model(np.stack([none, ~none]))
+    dvalues = np.zeros((2 * m - 1, f00.shape[0]))
+    budget = max_evals - 2  # shap counts the two above against max_evals
+    queue = [(0.0, 0, (none, f00, f11, 2 * m - 2, 1.0))]
+    queued = 1
+    evals = 0
+    while queue:
+        if evals >= budget:  # out of evaluations: what is left stays on its group
+            for _, _, (m00, f00, f11, node, weight) in queue:
+                dvalues[node] += (f11 - f00) * weight
+            break
+        batch, masks = [], []
+        while queue and len(masks) < batch_size and evals + len(masks) < budget:
+            m00, f00, f11, node, weight = heapq.heappop(queue)[2]
+            if node < m:  # a superpixel: its marginal contribution in this context
+                dvalues[node] += (f11 - f00) * weight
+                continue
+            lnode, rnode = left[node - m], right[node - m]
+            m10, m01 = m00 | members[lnode], m00 | members[rnode]
+            batch.append((m00, m10, m01, f00, f11, lnode, rnode, weight))
+            masks += [m10, m01]
+        if not batch:
+            continue
+        out = model(np.stack(masks))
+        evals += len(masks)
+        for i, (m00, m10, m01, f00, f11, lnode, rnode, weight) in enumerate(batch):
+            f10, f01 = out[2 * i], out[2 * i + 1]
+            half = weight / 2
+            for args in ((m00, f00, f10, lnode, half), (m00, f00, f01, rnode, half),
+                         (m01, f01, f11, lnode, half), (m10, f10, f11, rnode, half)):
+                heapq.heappush(queue, (-np.max(np.abs(args[2] - args[1])) * half, queued, args))
+                queued += 1
+
+    values = dvalues.copy()  # each group's value shared among its members by size (shap's lower_credit)
+    stack = [(2 * m - 2, 0.0)]
+    while stack:
+        node, value = stack.pop()
+        values[node] += value
+        if node >= m:
+            for child in (left[node - m], right[node - m]):
+                stack.append((child, values[node] * size[child] / size[node]))
+    return values[:m]
 
 
 # -- "kernel": shap.KernelExplainer over superpixel coalitions --------------------------------

@@ -170,6 +170,7 @@ class Classifier:
         self._module = module
         self._module_device = module_device or device
         self._counters = _Counters()
+        self.warmed = False  # whether warm_up has run (load_classifier runs it for ONNX Runtime)
 
     def __repr__(self) -> str:
         return (
@@ -260,11 +261,13 @@ class Classifier:
 
         A runtime's first batches of a shape are slow (ONNX Runtime plans and allocates its
         memory on the first run: measured here, the first explanation after start reached
-        its LIME preview in 1.2 s against 0.45 s once warm); servers call this at start.
+        its LIME preview in 1.2 s against 0.45 s once warm). ``load_classifier`` calls this
+        for ONNX Runtime (``warm=True``), servers for any other runtime at start.
         """
         blank = self.preprocessing.normalise(np.zeros((self.batch_size, self.input_size, self.input_size, 3), np.uint8))
         for _ in range(batches):
             self._to_probabilities(np.asarray(self._runner(blank)), len(blank))
+        self.warmed = True
 
     def _to_probabilities(self, raw: np.ndarray, n: int) -> np.ndarray:
         if raw.ndim != 2 or raw.shape != (n, self.num_classes):
