@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 PAGE_SIZE = 24  # the gallery dashboard's thumbnails per page
 CAT_NAMES = ("tabby", "tiger cat", "Egyptian cat")  # the ImageNet classes of the cat photo
 LIME_TITLE = re.compile(r"R² ")
-ANCHOR_TITLE = re.compile(r"· (P \d+%|no anchor)")
+ANCHOR_TITLE = re.compile(r"· (P \d+%|no anchor|empty anchor)")
 SHAP_TITLE = re.compile(r"Σφ")
 GRADCAM_TITLE = re.compile(r"· max \d")  # a Grad-CAM tile's caption, once its map is drawn
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import io
 import re
 
@@ -130,6 +131,7 @@ def test_anchor_pane_shows_anchors_statistics_and_examples(with_anchors):
     assert tiles[0][0].endswith("P 96%") and tiles[4][0].endswith("no anchor")
     table = pane._table(with_anchors)
     assert "96.0%" in table and "30.0%" in table and "best effort" in table
+    assert table.count("<td>found</td>") == 4 and "empty" not in table  # non-empty anchors: as before
     assert pane.inspected() is with_anchors.anchors[top[1].index]
     strip = pane.examples_html()
     title = re.search(r'xp-strip-title">(.*?)</div>', strip).group(1)
@@ -220,3 +222,38 @@ def test_another_image_is_drawn_once_framing_its_top_class(lime_shap, photos, cl
     assert len(drawn) == 1 and drawn[0]["marked"] == other.labels[0] and drawn[0]["shown"] is other
     pane.selected = other.labels[3]  # a click on a class: the frame follows it
     assert pane.marked == other.labels[3] and len(drawn) == 2
+
+
+def test_an_empty_anchor_is_said_to_need_no_region_in_the_pane_the_trust_matrix_and_the_report():
+    """A real explanation (toy model, real engine): class 1 stays in the top-2 with everything hidden."""
+    from tests.methods.test_anchors import one_cell_model, toy_image
+    from xai_panel.components.panes.trust import TrustPane
+    from xai_panel.engine.pipeline import explain
+    from xai_panel.render.report import report_html
+
+    res = explain(toy_image(4), one_cell_model(5), methods=("lime", "anchors"), top_k=2, seed=0,
+                  segmentation="grid", segmentation_params={"rows": 4, "cols": 4}, fill="constant",
+                  settings={"anchors": {"n_examples": 2, "regions": None}}, metrics=("agreement",))
+    normal, empty = res.anchors[0], res.anchors[1]
+    assert normal.segments == (5,) and not normal.empty and empty.segments == () and empty.empty
+    pane = AnchorPane(explanation=res, selected=1)
+    captions_ = [label for label, _ in pane.tiles()]
+    assert captions_[0].endswith("P 100%") and captions_[1].endswith("empty anchor")
+    table = pane._table(res)
+    rows = re.findall(r"<tr>(.*?)</tr>", table)
+    assert rows[1].endswith("<td>found</td>") and rows[2].endswith("<td>empty (needs no region)</td>")
+    assert html.escape(empty.note) in table and "even with every superpixel hidden" in empty.note
+    # the inspected empty anchor: its note instead of grey tiles; the normal one keeps its examples
+    strip = pane.examples_html()
+    assert "needs no region" in strip and html.escape(empty.note) in strip and pictures(strip) == []
+    assert pane.examples_html(kind="counter_examples") == ""
+    normal_strip = pane.examples_html(res, 0)
+    assert len(pictures(normal_strip)) == 2 and "needs no region" not in normal_strip
+    # the agreement matrix does not read the empty anchor's IoU of 0 as disagreement
+    matrix = TrustPane(explanation=res, selected=1).agreement_html()
+    assert matrix.count("– empty anchor") == 2 and not re.search(r"IoU \d", matrix)
+    assert re.search(r"IoU \d", TrustPane(explanation=res, selected=0).agreement_html())
+    report = report_html(res)
+    assert "empty anchor (needs no region)" in report and html.escape(empty.note) in report
+    assert f"P 100%, coverage {normal.coverage:.0%}" in report  # the top class's real anchor, as before
+    assert report.count("anchor-note") == 1

@@ -7,6 +7,7 @@ the runner sees exactly which superpixels are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -100,10 +101,18 @@ def test_anchor_is_the_one_superpixel_the_decision_depends_on():
     assert top.examples.shape == (4, SIZE, SIZE, 3) and top.counter_examples.shape == (0, SIZE, SIZE, 3)
     assert (top.examples[:, 12, 12] == toy_image(4)[12, 12]).all()
     assert (engine.classifier.predict_proba(top.examples).argmax(1) == 0).all()
+    assert top.status == "found" and not top.empty and top.note == "" and top.message == ""
     # class 1 stays in the top-2 whatever is hidden: the empty anchor, reported as such
     second = results[1]
     assert second.segments == () and second.found and second.precision == 1.0 and second.coverage == 1.0
-    assert second.target == TOPK
+    assert second.target == TOPK and second.empty and second.status == "empty"
+    # ...with why it says nothing, in this run's terms: its target, the fill, the fills to try
+    assert second.note.startswith("empty anchor: the class stays within the top 2 even with every superpixel hidden")
+    assert "one flat colour" in second.note and "another fill (mean or blur)" in second.note
+    assert "smaller top-k" in second.note and second.message == second.note
+    # stored before the note existed (note ""): still empty, with a generic why
+    old = dataclasses.replace(second, note="")
+    assert old.empty and old.message.startswith("empty anchor:") and "another fill" in old.message
 
 
 def test_targets_top1_for_the_first_label_and_topk_for_the_others():
@@ -131,6 +140,7 @@ def test_targets_top1_for_the_first_label_and_topk_for_the_others():
                               max_anchor_size=2)
     assert results[1].segments == () and results[1].found
     assert not results[2].found and results[2].precision == 0.0 and len(results[2].segments) >= 1
+    assert results[2].status == "best effort" and not results[2].empty
 
 
 def test_topk_anchor_for_a_non_top_class():
@@ -142,6 +152,9 @@ def test_topk_anchor_for_a_non_top_class():
     results = explain_anchors(engine, labels, top_k=2, seed=3, pool=lime_pool(engine, 1000, 3))
     assert results[1].target == TOPK and results[1].segments == (3,) and results[1].precision == 1.0
     assert results[0].segments == () and results[0].found  # class 0 always wins
+    assert results[0].empty and "stays the top class even with every superpixel hidden" in results[0].note
+    assert "smaller top-k" not in results[0].note  # a top-1 target: only the fill can change it
+    assert not results[1].empty and results[1].status == "found" and results[1].note == ""
 
 
 def test_no_anchor_within_the_size_limit_is_reported_as_not_found():

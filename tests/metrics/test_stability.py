@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 
@@ -138,6 +139,10 @@ def test_anchor_stability_on_toy_model(toy_image):
         member = np.array([[i in a for i in range(9)] for a in seed_sets + [noise_set]], np.float64)
         np.testing.assert_allclose(s.mean, member.mean(axis=0))
         np.testing.assert_allclose(s.std, np.sqrt(s.mean * (1 - s.mean)))  # std of a 0/1 frequency
+        assert s.always_empty == all(not a for a in seed_sets + [noise_set])
+    # every run empty: the Jaccards of 1 compare empty sets, and the summary says so
+    assert dataclasses.replace(s, mean=np.zeros(9), std=np.zeros(9), precision_mean=1.0).always_empty
+    assert not dataclasses.replace(s, mean=np.zeros(9), precision_mean=math.nan).always_empty  # not an anchor
     assert any(r[label].segments for r in runs for label in labels)  # the sets compared are not all empty
 
 

@@ -57,10 +57,35 @@ class AnchorResult:
     # (``AnchorExplainer.regions``); None: every superpixel is a region of its own.
     region_of: np.ndarray | None = None
     # Said beside the anchor in the pane: why the class has the target it has (a class outside
-    # the top-k), or why no search was run (target "none"); "" for a top-k class.
+    # the top-k), why no search was run (target "none"), or that the anchor is empty and why it
+    # says nothing (``empty``); "" for an ordinary anchor of a top-k class.
     note: str = ""
 
     ranked: ClassVar[bool] = False  # a set of superpixels, not a ranking
+
+    @property
+    def empty(self) -> bool:
+        """The anchor met the threshold with no superpixel at all: the target holds whatever is
+        hidden, so the anchor says nothing about the image (derived, so stored results have it too)."""
+        return self.found and not self.segments and self.target != NO_TARGET
+
+    @property
+    def status(self) -> str:
+        """One word for the table: "found", "empty", "best effort" (below the threshold) or "not searched"."""
+        if self.target == NO_TARGET:
+            return "not searched"
+        if self.empty:
+            return "empty"
+        return "found" if self.found else "best effort"
+
+    @property
+    def message(self) -> str:
+        """What to say beside the anchor: ``note``, or for an empty anchor stored without one, why it is empty."""
+        if self.note or not self.empty:
+            return self.note
+        return ("empty anchor: the class holds its target with every superpixel outside the anchor hidden at "
+                "random and no superpixel kept, so no region is needed and this anchor says nothing about the "
+                "image; try another fill or a smaller top-k")
 
     def vector(self, n_segments: int) -> np.ndarray:
         """0/1 membership of each superpixel in the anchor."""
@@ -364,7 +389,9 @@ def explain_anchors(
     behind the anchor); ``coverage`` the fraction of ``coverage_samples`` perturbations (no
     model calls) that keep the anchor. ``segments`` lists the anchor in the order alibi added
     the superpixels. An empty anchor (the target holds whatever is hidden) is reported with
-    ``found=True``, ``coverage=1`` and its sampled precision; when no anchor reaches
+    ``found=True``, ``coverage=1`` and its sampled precision (``empty`` and ``status`` say so), and
+    ``note`` says why it says nothing about the image: the target, the fill, and whether the class
+    survives even every superpixel hidden (one more pass, memoised); when no anchor reaches
     ``threshold`` the best candidate comes back with ``found=False``.
 
     ``pool`` is the shared uniform pool ``(coalitions, probs)`` (lime's, row 0 unperturbed);
@@ -426,12 +453,43 @@ def explain_anchors(
                                       n_examples)
         if region_of is not None:  # regions -> their superpixels, region by region
             features = tuple(int(s) for r in features for s in np.flatnonzero(region_of == r))
+        if found["success"] and not features:
+            empty = _empty_note(search_engine, label, target, top_n, precision, p_sample, getattr(engine, "fill", None))
+            note = f"{note}; {empty}" if note else empty
         results[label] = AnchorResult(
             label=label, target=target, segments=features, precision=precision, coverage=coverage,
             examples=examples, counter_examples=counter, found=bool(found["success"]), region_of=region_of,
             note=note,
         )
     return results
+
+
+_FILL_WORDS = {"mean": "each superpixel's mean colour", "blur": "a blur of the image", "constant": "one flat colour"}
+
+
+def _empty_note(search_engine, label: int, target: str, top_n: int, precision: float, p_sample: float,
+                fill: str | None) -> str:
+    """Why an empty anchor says nothing, in the run's own terms (target, fill, what hiding all does).
+
+    The image with every superpixel hidden is evaluated (one memoised pass, only for an empty anchor)
+    so the note says whether the class survives even that, or only random partial hiding."""
+    from ..engine.perturbation import FILLS
+
+    holds = "stays the top class" if target == TOP1 else f"stays within the top {top_n}"
+    nothing = np.zeros((1, search_engine.n_segments), bool)
+    rank = int(class_ranks(search_engine.evaluate(nothing), [label])[0, 0])
+    if rank < top_n:
+        how = "even with every superpixel hidden"
+    else:
+        how = (f"in {precision:.0%} of perturbations that keep no superpixel and hide each with probability "
+               f"{p_sample:g} (with every superpixel hidden it is ranked {rank + 1})")
+    shown = f" (hidden superpixels show {_FILL_WORDS.get(fill, fill)})" if fill else ""
+    others = [f for f in FILLS if f != fill]
+    tries = f"another fill ({' or '.join(others)})"
+    if target == TOPK:
+        tries += " or a smaller top-k (with top-k 1 the class must become the top class)"
+    return (f"empty anchor: the class {holds} {how}{shown}, so no region is needed and this anchor says "
+            f"nothing about the image; try {tries}")
 
 
 def _no_target(engine: PerturbationEngine, label: int, rank: int, region_of) -> AnchorResult:

@@ -65,6 +65,12 @@ class MethodStability:
     precision_std: float = math.nan
     runs: int = 0
 
+    @property
+    def always_empty(self) -> bool:
+        """Anchors only: every run's anchor was empty (the class holds with nothing kept), so the
+        Jaccards of 1 compare empty sets and say nothing about stability."""
+        return self.precision_mean > 0 and not np.any(self.mean)  # NaN > 0 is False: not an anchor
+
 
 @dataclass(frozen=True)
 class StabilityReport:

@@ -88,6 +88,8 @@ def _cost(cost) -> str:
 
 def _suffix(result) -> str:
     """What a caption adds to the class: the number a result type is read by (an anchor's precision, LIME's fit)."""
+    if getattr(result, "empty", False):  # precision and coverage 100 % that say nothing
+        return " · empty anchor (needs no region)"
     if getattr(result, "precision", None) is not None and hasattr(result, "coverage"):
         return f" · P {result.precision:.0%}, coverage {result.coverage:.0%}"
     if getattr(result, "score", None) is not None and hasattr(result, "intercept"):
@@ -112,6 +114,9 @@ def _method_section(explanation: Explanation, method: str) -> str:
                 figures.append(f"<figure>{_img(figure(explanation, method, score.index, limit), caption, 'map')}"
                                f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         body.append(f'<div class="strip">{"".join(figures)}</div>')
+        notes = [f"{rank}. {score.name}: {results[score.index].message}" for rank, score in enumerate(explanation.top, 1)
+                 if getattr(results.get(score.index), "message", "")]  # an anchor's note (an empty one's why)
+        body += [f'<p class="note anchor-note">{html.escape(n)}</p>' for n in notes]
         if on_scale(explanation, method):
             body.append(_ramp(limit))
     else:
@@ -155,8 +160,10 @@ def _agreement(explanation: Explanation) -> str:
             continue
         heads = "".join(f"<th>{html.escape(_label(m))}</th>" for m in agree.methods)
         body = []
+        empty = [bool(getattr(explanation.results.get(m, {}).get(score.index), "empty", False)) for m in agree.methods]
         for i, a in enumerate(agree.methods):
             cells = "".join("<td>·</td>" if i == j else
+                            "<td class='n'>– (empty anchor)</td>" if empty[i] or empty[j] else
                             f"<td class='n'>ρ {_num(float(agree.spearman[i, j]), '+.2f')} · "
                             f"IoU {_num(float(agree.iou[i, j]), '.2f')}</td>" for j in range(len(agree.methods)))
             body.append(f"<tr><th>{html.escape(_label(a))}</th>{cells}</tr>")
@@ -174,7 +181,11 @@ def _stability(report) -> str:
     for method, per_class in report.results.items():
         for rank, score in enumerate(report.top, 1):
             s = per_class.get(score.index)
-            if s is not None:
+            if s is not None and getattr(s, "always_empty", False):
+                rows.append(f"<tr><td>{html.escape(_label(method))}</td><td>{rank}. {html.escape(score.name)}</td>"
+                            "<td colspan='4'>empty anchor in every run: nothing to compare</td>"
+                            f"<td class='n'>{_num(s.lipschitz, '.2g')}</td></tr>")
+            elif s is not None:
                 rows.append(f"<tr><td>{html.escape(_label(method))}</td><td>{rank}. {html.escape(score.name)}</td>"
                             + "".join(f"<td class='n'>{_num(v, '.2f')}</td>" for v in
                                       (s.seed_jaccard, s.seed_spearman, s.noise_jaccard, s.noise_spearman))

@@ -20,6 +20,8 @@ _TABLE_CSS = """
 .xp-table td { border-bottom: 1px solid #f3f4f6; padding: 3px 8px; }
 """
 
+_EMPTY_CSS = ".xp-anchor-empty { font: 12px/1.4 system-ui, sans-serif; color: #92400e; max-width: 640px; margin: 4px 0; }"
+
 
 class AnchorPane(MethodPane):
     """Per class, the anchor (amber outline) with its precision and coverage, and perturbed examples."""
@@ -40,6 +42,8 @@ class AnchorPane(MethodPane):
         anchor = self.results(explanation)[label]
         if anchor.target == NO_TARGET:
             return " · no target"
+        if anchor.empty:
+            return " · empty anchor"
         return f" · P {anchor.precision:.0%}" if anchor.found else " · no anchor"
 
     def inspected(self, explanation=None, selected=None):
@@ -58,8 +62,13 @@ class AnchorPane(MethodPane):
         if anchor is None:
             return strip_html([Tile("", None)] * slots, self.example_size, f"Perturbed images that {what} the class",
                               "xp-anchor-strip")
-        images = list(getattr(anchor, kind))[:slots]
         name = next((c.name for c in explanation.classes if c.index == anchor.label), str(anchor.label))
+        if anchor.empty:  # its examples are random perturbations keeping nothing: say why instead
+            if kind != "examples":
+                return ""
+            return (f"<p class='xp-note xp-anchor-empty'><b>{html.escape(name)}: empty anchor (needs no region).</b> "
+                    f"{html.escape(anchor.message)}</p>")
+        images = list(getattr(anchor, kind))[:slots]
         title = f"Anchor kept, the rest hidden at random: {what} “{name}” ({len(images) or 'none'})"
         tiles = [Tile(f"{i + 1}", tile_cache().get((anchor,), (kind, i), lambda image=image: image))
                  for i, image in enumerate(images)]
@@ -83,21 +92,20 @@ class AnchorPane(MethodPane):
             a = results.get(score.index)
             if a is None:
                 continue
-            status = "found" if a.found else f"best effort (below {threshold:.0%})"
-            if a.target == NO_TARGET:
-                status = "not searched"
+            status = {"best effort": f"best effort (below {threshold:.0%})",
+                      "empty": "empty (needs no region)"}.get(a.status, a.status)
             rows.append(f"<tr><td>{where} {html.escape(score.name)}</td><td>{a.target}</td><td>{len(a.segments)}</td>"
                         f"<td>{a.precision:.1%}</td><td>{a.coverage:.1%}</td><td>{status}</td></tr>")
-            if a.note:
+            if a.message:
                 rows.append(f"<tr class='xp-anchor-note'><td colspan='6'>{html.escape(score.name)}: "
-                            f"{html.escape(a.note)}</td></tr>")
+                            f"{html.escape(a.message)}</td></tr>")
         return ("<table class='xp-table'><thead><tr><th>class</th><th>holds as</th><th>superpixels</th>"
                 "<th>precision</th><th>coverage</th><th>anchor</th></tr></thead><tbody>" + "".join(rows)
                 + "</tbody></table>")
 
     def _details(self) -> list:
         deps = dict(explanation=self.param.shown, selected=self.param.marked)
-        strip = dict(stylesheets=[STRIP_CSS], margin=(5, 10))
+        strip = dict(stylesheets=[STRIP_CSS, _EMPTY_CSS], margin=(5, 10))
         return [
             pn.Row(
                 pn.pane.HTML(pn.bind(self.examples_html, kind="examples", **deps), css_classes=["xp-anchor-examples"],

@@ -130,6 +130,11 @@ class StabilityPane(OnRequestPane):
                 if s is None:
                     continue
                 lipschitz = "–" if math.isnan(s.lipschitz) else f"{s.lipschitz:.2g}"
+                if s.always_empty:
+                    rows.append(f"<tr><td>{method_label(method)}</td><td>{rank}. {score.name}</td><td colspan='4' "
+                                "class='xp-mid'>empty anchor in every run: nothing to compare</td>"
+                                f"<td>{lipschitz}</td></tr>")
+                    continue
                 rows.append(f"<tr><td>{method_label(method)}</td><td>{rank}. {score.name}</td>{_score(s.seed_jaccard)}"
                             f"{_score(s.seed_spearman)}{_score(s.noise_jaccard)}{_score(s.noise_spearman)}"
                             f"<td>{lipschitz}</td></tr>")

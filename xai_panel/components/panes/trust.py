@@ -161,11 +161,16 @@ class TrustPane(pn.viewable.Viewer):
         name = next(c.name for c in explanation.top if c.index == chosen)
         heads = "".join(f"<th>{html.escape(method_label(m))}</th>" for m in agree.methods)
         body = []
+        # an empty anchor's IoU of 0 is no disagreement: it holds no region to compare
+        empty = [bool(getattr(explanation.results.get(m, {}).get(chosen), "empty", False)) for m in agree.methods]
         for i, a in enumerate(agree.methods):
             cells = []
             for j, _ in enumerate(agree.methods):
                 if i == j:
                     cells.append("<td style='color:#9ca3af'>·</td>")
+                    continue
+                if empty[i] or empty[j]:
+                    cells.append("<td style='color:#9ca3af'>– empty anchor</td>")
                     continue
                 parts = []
                 if not math.isnan(agree.spearman[i, j]):
