@@ -100,19 +100,6 @@ def test_load_classifier_runs_onnx_runtimes_first_batches_uncounted(tmp_path, mo
     assert classifier.backend == "onnxruntime" and classifier.warmed  # the shared model, by default
 
 
-def test_load_classifier_imports_the_explainers_libraries_in_the_background(classifier):
-    """alibi's import (2.3 s) is not paid by the first explanation's Anchors (#14)."""
-    import sys
-
-    from xai_panel.models import registry
-
-    thread = registry.preload_explainers()
-    assert thread is registry._preload and thread.name == "xai-panel-preload"  # started once, by the load
-    thread.join(timeout=30)
-    assert not thread.is_alive()
-    assert all(module in sys.modules for module in registry.EXPLAINER_MODULES)
-
-
 def test_warm_up_runs_full_batches_uncounted_and_checks_the_output(classifier):
     calls = []
     runner = classifier._runner

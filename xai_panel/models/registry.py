@@ -10,7 +10,6 @@ download when the network allows, or ``weights=PATH``. Files are read with
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import pickle
 import threading
@@ -190,9 +189,7 @@ def load_classifier(
 
     ``warm`` runs two full batches through ONNX Runtime at load (``Classifier.warm_up``,
     about 0.5 s for EfficientNet-Lite0 on 2 cores), so the first explanation does not pay for
-    the runtime's first runs (issue #14); torch models are left cold (servers warm them). It
-    also imports the explainers' libraries (alibi, lime, sklearn) in a background thread
-    (``preload_explainers``), which the first explanation would otherwise wait for.
+    the runtime's first runs (issue #14); torch models are left cold (servers warm them).
     """
     if preprocessing is not None:
         preprocessing = preprocessing_for(preprocessing)
@@ -211,39 +208,12 @@ def load_classifier(
         if key is not None:
             with _cache_lock:
                 classifier = _cache.setdefault(key, classifier)
-    if warm:
-        preload_explainers()
-        if classifier.backend == "onnxruntime" and not classifier.warmed:
-            try:
-                classifier.warm_up()
-            except Exception:  # e.g. a file with a fixed batch of 1: it fails, and says why, when it is used
-                pass
+    if warm and classifier.backend == "onnxruntime" and not classifier.warmed:
+        try:
+            classifier.warm_up()
+        except Exception:  # e.g. a file with a fixed batch of 1: it fails, and says why, when it is used
+            pass
     return classifier
-
-
-# The explainers' libraries, imported lazily by the methods: alibi's import alone (its
-# datasets module pulls in spacy) took 2.3 s of the first explanation's Anchors (#14).
-EXPLAINER_MODULES = ("alibi.explainers.anchors.anchor_base", "lime.lime_base", "sklearn.metrics",
-                     "scipy.cluster.hierarchy", "scipy.stats")
-_preload: threading.Thread | None = None
-
-
-def preload_explainers() -> threading.Thread:
-    """Import ``EXPLAINER_MODULES`` in a background thread, once per process (the thread is
-    returned; an explanation that needs a module meanwhile waits on Python's import lock)."""
-    global _preload
-    with _cache_lock:
-        if _preload is None:
-            def run():
-                for module in EXPLAINER_MODULES:
-                    try:
-                        importlib.import_module(module)
-                    except ImportError:  # an optional method's library: its method says so when used
-                        pass
-
-            _preload = threading.Thread(target=run, name="xai-panel-preload", daemon=True)
-            _preload.start()
-    return _preload
 
 
 def _variant(preprocessing: Preprocessing | None, class_names) -> str:
