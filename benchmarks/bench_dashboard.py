@@ -95,7 +95,7 @@ GOALS = {"top5": 0.5, "first": 0.3, "lime": 1.5, "revisit": 0.2, "warm_page": 2.
 PROBE = """
 (() => {
   const LABELS = %(labels)s;
-  const PATTERNS = {gradcam: /· max \\d/, lime: /R² /, anchors: /· (P \\d+%%|no anchor)/, shap: /Σφ/};
+  const PATTERNS = {gradcam: /· max \\d/, lime: /R² /, anchors: /· (P \\d+%%|no anchor|empty anchor)/, shap: /Σφ/};
   const LIME_FINAL = /R² -?\\d+\\.\\d+$/;  // a LIME preview's captions end in "· preview"
   const TOP = /^([1-5])\\. (.+?) · \\d+\\.\\d%%/;  // a "✓" may follow: the true label
 
