@@ -338,6 +338,24 @@ def test_merge_regions_groups_whole_superpixels():
 
 
 # -- the real embedded model on a real photo ---------------------------------------------
+def test_real_model_empty_anchor_on_consomme_says_the_class_needs_no_region(classifier, shared_sample):
+    """The gallery's case: with the mean fill the consomme photo stays "consomme" with every
+    superpixel hidden, so its top-1 anchor is empty (about 100 passes); the note says so, and the
+    photo with everything hidden, predicted by the classifier directly, bears it out."""
+    from xai_panel.data import load_image
+
+    view = classifier.prepare(load_image(shared_sample / "n07584110_consomme.JPEG"))
+    engine = PerturbationEngine(view, segment(view, "slic", seed=0, n_segments=25), classifier, "mean")
+    label = labels_of(engine, 1)[0]
+    r = explain_anchors(engine, [label], top_k=1, seed=0, pool=None, n_examples=2)[label]
+    assert r.found and r.segments == () and r.coverage == 1.0 and r.precision >= 0.95
+    assert r.empty and r.status == "empty" and r.message == r.note
+    all_hidden = engine.render(np.zeros((1, engine.n_segments), bool))
+    assert classifier.predict_proba(all_hidden).argmax(1)[0] == label
+    assert r.note.startswith("empty anchor: the class stays the top class even with every superpixel hidden")
+    assert "each superpixel's mean colour" in r.note and "another fill (blur or constant)" in r.note
+
+
 @pytest.mark.slow
 def test_real_model_anchors_hold_on_fresh_samples(classifier, shared_sample):
     """Top-2 of a real photo on 26 SLIC superpixels: the pool's 1,000 passes and about 130 more
