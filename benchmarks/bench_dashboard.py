@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/bench_dashboard.py [--images N] [--clicks 3] [--repeats 3] [--runs 1]
                                                    [--quick] [--first-install] [--index-timeout 900]
-                                                   [--timeout 900]
+                                                   [--timeout 900] [--precomputed]
 
 Each run starts a fresh server process as a user does (``python -m xai_panel serve`` on a
 free loopback port; the dashboards' own settings, FAST_SETTINGS, unless ``--quick`` passes
@@ -26,6 +26,13 @@ once before the runs). As soon as the server logs that it serves ("Bokeh app run
   then the page's progress note is followed until the index is complete (or
   ``--index-timeout``), and a last new visitor opens the gallery on the complete index;
 - the server's resident memory (``VmRSS``) at each of those moments, and its peak (``VmHWM``).
+
+``--precomputed`` (issue #15): before each run, ``xai-panel precompute`` with its defaults
+(the interactive preset, as a user runs it; untimed) stores the explanations of ``--clicks``
+images in the run's store, and those are the images clicked: the first click on a freshly
+started server and the later "cold" ones are then store hits (visits ``stored-1st`` and
+``stored``; goal: every pane < 0.3 s). With the dashboards' own settings the store holds
+the current settings' result; with ``--quick`` it holds another preset's, shown as such.
 
 Left out: the one-time ONNX export of a first install (made once before the runs and
 copied into each run's cache folder, as a restarted server finds it; ``--first-install``
@@ -86,7 +93,7 @@ from tests.browser.conftest import (  # noqa: E402  (one definition of how the d
 )
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_dashboard.txt"
-GOALS = {"top5": 0.5, "first": 0.3, "lime": 1.5, "revisit": 0.2, "warm_page": 2.0}
+GOALS = {"top5": 0.5, "first": 0.3, "lime": 1.5, "revisit": 0.2, "warm_page": 2.0, "stored": 0.3}
 
 # Installed in every page before its scripts run. ``__xpArm(spec)`` waits for the next click
 # and then checks, every animation frame, what the page shows for ``spec.id``: the top five
@@ -117,7 +124,8 @@ PROBE = """
       const text = (el.shadowRoot || el).textContent;  // Panel draws the text in the shadow root
       if (!text.includes(id)) continue;
       if (text.includes("Could not explain")) return {error: text.trim().slice(0, 300)};
-      if (text.includes("explained in")) return {shown: true, done: true, cached: text.includes("(from cache)")};
+      if (text.includes("explained in")) return {shown: true, done: true, cached: text.includes("(from cache)"),
+                                                 stored: text.includes("from the store")};
       if (text.includes("Explaining")) return {shown: true, cached: false};
     }
     return null;
@@ -178,7 +186,7 @@ PROBE = """
             && (!spec.panes || (Object.keys(PATTERNS).every(m => marks[m] !== undefined) && marks.limeFinal !== undefined))
             && (!spec.done || marks.done !== undefined)) {
           const s = status(spec.id);
-          return finish({cachedAtEnd: !!(s && s.cached)});
+          return finish({cachedAtEnd: !!(s && s.cached), fromStore: !!(s && s.stored)});
         }
       } catch (e) { return finish({error: "probe: " + e}); }
       if (now > spec.timeoutMs) return finish({error: "timeout"});
@@ -229,7 +237,7 @@ def serve_fresh(workdir: Path, settings: dict | None, onnx: Path | None, timeout
     cache folder (``onnx``: the ONNX export copied in first). Returns (process, url, seconds until
     the server logged that it serves): no request is made before the caller's."""
     cache = workdir / "cache"
-    cache.mkdir(parents=True)
+    cache.mkdir(parents=True, exist_ok=True)  # it may hold a precomputed store (--precomputed)
     if onnx is not None:
         shutil.copytree(onnx, cache / "onnx")
     env = {**os.environ, "XAI_PANEL_CACHE": str(cache), "XAI_PANEL_SETTINGS": json.dumps(settings) if settings else ""}
@@ -336,6 +344,9 @@ def main(argv=None) -> int:
         "ms between checks of the page on first and cold visits (0: every animation frame). Checking every frame "
         "walks the whole page 60 times a second, which on 2 cores takes CPU from the server it measures; revisits "
         "are always checked every frame"))
+    parser.add_argument("--precomputed", action="store_true", help=(
+        "precompute (xai-panel precompute, its defaults, untimed) --clicks images into each run's store first, and "
+        "click those: the first click on a precomputed image (#15's goal: every pane < 0.3 s)"))
     parser.add_argument("--no-yardstick", action="store_true", help=(
         "skip classic LIME's time on the cat photo (fresh process, after the runs), the yardstick the panes' "
         "seconds are read against"))
@@ -362,6 +373,7 @@ def main(argv=None) -> int:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         for run in range(args.runs):
             workdir = Path(tmp) / f"run{run}"
+            stored = _precompute(workdir, data, args.clicks, onnx) if args.precomputed else None
             proc, url, serving = serve_fresh(workdir, settings, onnx, data=data)
 
             def sample(moment: str, value: str, run=run, proc=proc) -> None:
@@ -373,10 +385,10 @@ def main(argv=None) -> int:
                 page, cold = first_page(browser, f"{url}/gallery", count, args.timeout, PROBE,
                                         lambda exc: page_errors.append(str(exc)))
                 sample("cold page (first visit)", f"{cold:.2f} s")
-                chosen = [id for id, _ in page.evaluate(THUMBNAILS)][: args.clicks]
+                chosen = [id for id, _ in page.evaluate(THUMBNAILS) if stored is None or id in stored][: args.clicks]
                 if chosen:
                     print(f"run {run + 1}: images: {', '.join(chosen)}", flush=True)
-                rows += _clicks(page, run, chosen, args)
+                rows += _clicks(page, run, chosen, args, stored is not None)
                 page.context.close()
                 _warm_pages(browser, url, count, workdir, args, sample, page_errors)
                 gallery.append((run, "peak RSS (VmHWM)", "", peak_rss_mb(proc.pid)))
@@ -414,11 +426,29 @@ def _gallery_folder(tmp: Path, images: int, lines: list[str]) -> tuple[Path | No
     return folder, min(PAGE_SIZE, images)
 
 
-def _clicks(page, run: int, chosen: list[str], args) -> list[dict]:
-    """First, cold and revisit clicks on ``chosen`` (the page's first images)."""
+def _precompute(workdir: Path, data: Path | None, count: int, onnx: Path | None) -> set[str]:
+    """``xai-panel precompute`` with its defaults on ``count`` images of the gallery, into the store
+    the run's server reads (``workdir/cache/store.sqlite``); returns the stored images' ids."""
+    from xai_panel.store import ExplanationStore
+
+    store = workdir / "cache" / "store.sqlite"
+    store.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "XAI_PANEL_CACHE": str(onnx.parent if onnx else workdir / "precompute-cache")}
+    env.pop("XAI_PANEL_SETTINGS", None)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "xai_panel", "precompute", str(data) if data else "demo", "--store", str(store),
+                    "--limit", str(max(count, 1)), "--no-progress"], cwd=ROOT, env=env, check=True, capture_output=True)
+    ids = {s.image_id for s in ExplanationStore(store).summaries()}
+    print(f"  precomputed {len(ids)} image(s) with precompute's defaults in {time.perf_counter() - t0:.1f} s "
+          f"(untimed): {', '.join(sorted(ids))}", flush=True)
+    return ids
+
+
+def _clicks(page, run: int, chosen: list[str], args, stored: bool = False) -> list[dict]:
+    """First, cold and revisit clicks on ``chosen`` (the page's first images, or the stored ones)."""
     rows = []
     for k, id in enumerate(chosen):
-        visit = "first" if k == 0 else "cold"
+        visit = ("stored-1st" if k == 0 else "stored") if stored else ("first" if k == 0 else "cold")
         rows.append({"run": run, "id": id, "visit": visit, **click(page, id, True, args.timeout, args.cold_interval)})
         print(f"  {visit:7} {_row(rows[-1])}", flush=True)
     for _ in range(args.repeats):
@@ -513,7 +543,7 @@ def _summary(rows: list[dict]) -> str:
     out = [f"{'':14}{'top-5 s':>16} {'first pane s':>16} {'all panes s':>16}",
            f"{'':14}{'median     max':>16} {'median     max':>16} {'median     max':>16}"]
     verdicts = []
-    for visit in ("first", "cold", "revisit"):
+    for visit in ("first", "cold", "stored-1st", "stored", "revisit"):
         sel = [r for r in rows if r["visit"] == visit and "error" not in r]
         if not sel:
             continue
@@ -524,6 +554,11 @@ def _summary(rows: list[dict]) -> str:
             verdicts.append(_verdict(f"{name} top-5", cols[0], GOALS["top5"]))
             verdicts.append(_verdict(f"{name} first pane", cols[1], GOALS["first"]))
             verdicts.append(_verdict(f"{name} LIME preview", cols[3], GOALS["lime"]))
+        elif visit.startswith("stored"):
+            name = "first click on a precomputed image" if visit == "stored-1st" else "later precomputed"
+            verdicts.append(_verdict(f"{name}, all panes", cols[2], GOALS["stored"]))
+            verdicts.append(f"{name}, said 'from the store': "
+                            f"{sum(bool(r.get('fromStore')) for r in sel)} of {len(sel)}")
         else:
             verdicts.append(_verdict("revisit all panes", cols[2], GOALS["revisit"]))
             missed = sum(not r.get("cachedAtEnd") for r in sel)

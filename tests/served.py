@@ -108,7 +108,8 @@ def write_store(base: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "xai_panel", "precompute", str(base / "data"), "--limit", str(STORED),
          "--methods", "lime", "--top-k", "2", "--segmentation", "grid", "--set", "segmentation.rows=2",
-         "--set", "segmentation.cols=2", "--set", "lime.num_samples=20", "--store", str(base / "store.sqlite"),
+         "--set", "segmentation.cols=2", "--set", "lime.num_samples=20", "--metrics", "none",
+         "--store", str(base / "store.sqlite"),
          "--no-progress"], cwd=base, env=server_env(base), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
 

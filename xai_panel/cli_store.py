@@ -46,11 +46,16 @@ def parse_settings(items: list[str] | None) -> tuple[dict, dict]:
 def parse_metrics(args: argparse.Namespace) -> tuple[tuple[str, ...], dict]:
     """``--metrics`` and ``--metric-*`` -> checked (metrics, metric settings); ValueError says what is wrong."""
     from .metrics.trust import check_metrics
+    from .presets import DASHBOARD_METRIC_SETTINGS, DASHBOARD_METRICS
 
-    names = [] if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
-    if args.metrics is not None and not names:
-        raise ValueError("--metrics needs at least one name (faithfulness, agreement, rise)")
-    given = {}
+    if args.metrics is None:  # what the dashboards measure, with their settings (unless the flags say otherwise)
+        names, given = list(DASHBOARD_METRICS), dict(DASHBOARD_METRIC_SETTINGS)
+    elif args.metrics.strip().lower() == "none":
+        names, given = [], {}
+    else:
+        names, given = [m.strip() for m in args.metrics.split(",") if m.strip()], {}
+        if not names:
+            raise ValueError("--metrics needs at least one name (faithfulness, agreement, rise) or 'none'")
     for flag, key, low, high, default in (("--metric-steps", "steps", 1, None, "one step per superpixel"),
                                           ("--metric-orders", "random_orders", 1, 100, "3"),
                                           ("--metric-k", "k", 1, 10_000, "5")):
@@ -58,7 +63,7 @@ def parse_metrics(args: argparse.Namespace) -> tuple[tuple[str, ...], dict]:
         if value is None:
             continue
         if not names:
-            raise ValueError(f"{flag} sets a trust metric's setting: add --metrics (e.g. --metrics faithfulness)")
+            raise ValueError(f"{flag} sets a trust metric's setting, and --metrics none measures none")
         if value < low or (high is not None and value > high):
             bounds = f"at least {low}" if high is None else f"in [{low}, {high}]"
             raise ValueError(f"{flag} must be {bounds}, got {value} (leave it out for the default: {default})")
@@ -92,9 +97,11 @@ def configure_precompute_parser(p: argparse.ArgumentParser) -> argparse.Argument
                    help="model threads per Dask worker (default 1: one worker per core)")
     p.add_argument("--metrics", default=None, metavar="NAMES",
                    help="trust metrics to store with the explanations, comma-separated: faithfulness, agreement, "
-                        "rise; images stored without them are measured without being explained again")
+                        "rise, or 'none' (default: what the dashboards measure, faithfulness,agreement in 10 steps, "
+                        "so the gallery shows a precomputed image's trust pane from the store too); images stored "
+                        "without them are measured without being explained again")
     p.add_argument("--metric-steps", type=int, default=None, metavar="N",
-                   help="deletion/insertion steps (default: one per superpixel)")
+                   help="deletion/insertion steps (default: 10 with the default metrics, else one per superpixel)")
     p.add_argument("--metric-orders", type=int, default=None, metavar="N",
                    help="random orders averaged for the faithfulness baseline (default: 3)")
     p.add_argument("--metric-k", type=int, default=None, metavar="K",

@@ -13,7 +13,9 @@ from xai_panel.data import open_dataset
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "imagenet-sample"
 PYTHON = sys.executable
 # Small budgets: what is tested is the batch machinery, not explanation quality.
-FAST_ARGS = ["--methods", "lime", "--set", "lime.num_samples=60", "--segmentation", "grid", "--no-progress"]
+# --metrics none: these runs are about the batch itself, not the trust metrics precompute measures by default.
+FAST_ARGS = ["--methods", "lime", "--set", "lime.num_samples=60", "--segmentation", "grid", "--metrics", "none",
+             "--no-progress"]
 FAST = {"methods": ("lime",), "settings": {"lime": {"num_samples": 60}}, "segmentation": "grid"}
 
 

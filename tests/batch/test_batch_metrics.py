@@ -32,7 +32,7 @@ def test_a_rerun_with_metrics_measures_what_was_stored_without_them_and_explains
 
     # The CLI, one image: measured, not explained again.
     code = main_precompute([str(tmp_path / "images"), "--store", str(path), "--limit", "1",
-                            "--metrics", "faithfulness,agreement", *CHEAP_ARGS, *FAST_ARGS])
+                            *FAST_ARGS, "--metrics", "faithfulness,agreement", *CHEAP_ARGS])
     out = capsys.readouterr().out
     assert code == 0 and "1 images: 1 computed (1 measured), 0 already stored" in out
     assert main(["store", "info", "--store", str(path)]) == 0
@@ -92,11 +92,11 @@ def test_a_new_method_is_computed_alone_and_every_method_is_measured(tmp_path, i
     (["--metrics", "faithfulness", "--metric-orders", "101"], "--metric-orders must be in [1, 100], got 101"),
     (["--metrics", "agreement", "--metric-k", "-1"], "--metric-k must be in [1, 10000], got -1"),
     (["--metrics", ","], "--metrics needs at least one name"),
-    (["--metric-steps", "4"], "--metric-steps sets a trust metric's setting: add --metrics"),
+    (["--metrics", "none", "--metric-steps", "4"], "--metric-steps sets a trust metric's setting, and --metrics none"),
 ])
 def test_bad_metric_arguments_exit_2_before_any_work(tmp_path, capsys, args, message):
     store = tmp_path / "s.sqlite"
-    assert main_precompute(["demo", "--store", str(store), *args, *FAST_ARGS]) == 2
+    assert main_precompute(["demo", "--store", str(store), *FAST_ARGS, *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("xai-panel precompute: error: ") and message in err
     assert not store.exists()  # refused before the store was even created

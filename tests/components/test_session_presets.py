@@ -62,6 +62,25 @@ def test_a_precomputed_image_is_served_from_the_store_at_once(precomputed, class
         print(f"\nclick to every pane from the store (session): {session.timings['done'] * 1000:.0f} ms")
 
 
+def test_precompute_stores_the_dashboards_trust_metrics_so_a_click_measures_nothing(precomputed, classifier):
+    """precompute's defaults measure what the dashboards measure: the trust pane of a
+    precomputed image comes from the store too, and the click spends no model pass on it."""
+    data, store = precomputed
+    record = next(iter(open_dataset(data)))
+    values = {**fast_settings(), "methods": ["gradcam", "lime"]}
+    session = ExplanationSession(settings=ExplainerSettings.from_dict(values), cache=MemoryCache(), top_k=2,
+                                 store=ExplanationStore(store))  # the dashboards' metrics (the default)
+    assert tuple(session.metrics) == ("faithfulness", "agreement")
+    passes = classifier.forward_passes
+    session.source = record
+    session.wait()
+    assert session.status == "done" and session.from_store and not session.measuring
+    assert classifier.forward_passes == passes  # neither explained nor measured
+    assert set(session.explanation.faithfulness) == {"gradcam", "lime"}
+    assert session.explanation.metric_settings["faithfulness"]["steps"] == 10
+    assert session.explanation.agreement  # the agreement matrix, stored with them
+
+
 def test_another_presets_result_is_shown_and_refined_with_the_current_settings(precomputed, classifier):
     data, store = precomputed
     record = next(iter(open_dataset(data)))

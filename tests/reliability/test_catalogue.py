@@ -35,7 +35,7 @@ if not XAI_PANEL.exists():  # an installed environment other than the dev venv
     XAI_PANEL = Path(sys.executable).with_name("xai-panel")
 FAST = dict(methods=("lime",), top_k=1, segmentation="grid", settings={"lime": {"num_samples": 50}})
 FAST_ARGS = ["--methods", "lime", "--top-k", "1", "--segmentation", "grid", "--set", "lime.num_samples=50",
-             "--no-progress"]
+             "--metrics", "none", "--no-progress"]
 OVER_LIMIT = 50 * 1024 * 1024 + 1  # one byte over load_image's DEFAULT_MAX_BYTES
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 

@@ -43,6 +43,7 @@ from ...methods.base import available_methods, make_explainer, method_class
 from ...metrics.trust import METRICS, check_metrics
 from ...models import ModelError
 from ...models.classifier import top_k_of
+from ...presets import DASHBOARD_METRIC_SETTINGS, DASHBOARD_METRICS
 from ...runtime.cache import ExplanationCache, decoded_images, default_cache
 from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue
 from ...runtime.jobs import classifier as load_model
@@ -57,9 +58,8 @@ PLACEHOLDER_SEGMENTATION = "pending"
 """The ``algorithm`` of the one-superpixel segmentation the first Grad-CAM maps are published with,
 before the image is segmented (their superpixel means follow)."""
 _PROGRESS_INTERVAL = 0.25  # seconds between progress updates sent to the page
-INTERACTIVE_METRICS = {"steps": 10}
-"""The dashboards' metric settings: deletion/insertion in 10 steps (about 400 passes for three methods and
-five classes, against about 1200 at one superpixel per step)."""
+INTERACTIVE_METRICS = DASHBOARD_METRIC_SETTINGS
+"""The dashboards' metric settings (``xai_panel.presets.DASHBOARD_METRIC_SETTINGS``)."""
 
 
 def _describe(source) -> str:
@@ -142,7 +142,7 @@ class ExplanationSession(pn.viewable.Viewer):
     store = param.Parameter(default=None, doc=(
         "An ExplanationStore (SQLite) read before computing and written after: results precomputed with "
         "`xai-panel precompute` and the same settings show at once, new ones are kept. None: memory only."))
-    metrics = param.ListSelector(default=["faithfulness", "agreement"], objects=list(METRICS), doc=(
+    metrics = param.ListSelector(default=list(DASHBOARD_METRICS), objects=list(METRICS), doc=(
         "Trust metrics measured after the explanations (never delaying them), cached and stored with them."))
     metric_settings = param.Dict(default=dict(INTERACTIVE_METRICS), doc=(
         "Settings of the metrics (xai_panel.metrics.trust.METRIC_SETTINGS); the dashboards' default measures "
