@@ -43,7 +43,7 @@ def test_precompute_preset_thorough_stores_the_librarys_defaults(tmp_path, image
     # The same run with the default preset is another result (other superpixels), not "already stored".
     code = main(["precompute", str(tmp_path / "images"), "--store", str(store), "--methods", "gradcam",
                  "--top-k", "1", "--limit", "1", "--no-progress"])
-    assert code == 0 and "1 computed, 0 already stored" in capsys.readouterr().out
+    assert code == 0 and "1 computed (1 measured), 0 already stored" in capsys.readouterr().out  # with the default metrics
     assert sorted(r.config["segmentation"] for r in ExplanationStore(store).results()) == ["quickshift", "slic"]
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xai_panel.components import ClassPicker, ExplainerSettings, ExplanationSession, MemoryCache
+from xai_panel.components import ClassPicker, ExplainerSettings, ExplanationSession, MemoryCache, TopClasses
 from xai_panel.components.panes.base import method_pane
+from xai_panel.components.panes.inspection import InspectionPane
 from xai_panel.data import open_dataset
 
 TINY = {"lime": {"num_samples": 60},
@@ -33,8 +34,10 @@ def make(sample):
 
 def test_why_not_the_true_label_adds_it_to_every_pane(sample, classifier):
     session, picker, record = make(sample)
-    lime_pane = method_pane(session, "lime")
+    top_classes = TopClasses.from_session(session, true_label=record.label)
+    lime_pane = method_pane(session, "lime", inspect=top_classes)
     anchor_pane = method_pane(session, "anchors")
+    inspection = InspectionPane.from_session(session, inspect=top_classes)
     assert picker.why_not is None and not picker._button.visible  # no image yet
     session.source = record
     session.wait()
@@ -65,6 +68,16 @@ def test_why_not_the_true_label_adds_it_to_every_pane(sample, classifier):
     assert "outside the top 5" in anchor_pane._table(anchor_pane.shown)
     # asked: no button any more; the page offers to go back to the top classes only
     assert picker.why_not is None and not picker._button.visible and picker._clear.visible
+    # the class list offers it after the top-5, and it can be inspected like them
+    options = top_classes._list.options
+    assert list(options)[5] == f"asked: otterhound · {result.asked[0].probability:.1%} ✓", list(options)
+    assert top_classes.selected == top
+    top_classes._list.value = record.label  # its button, clicked
+    assert top_classes.selected == lime_pane.selected == inspection.selected == record.label
+    assert inspection.label() == record.label  # the HoloViews inspection draws its maps
+    assert [caption for caption, _ in lime_pane.tiles()][5].startswith("▶ otterhound (asked)")
+    with pytest.raises(ValueError, match="nor the asked ones"):
+        top_classes.select(0)  # tench: neither in the top-5 nor asked
 
 
 def test_the_picker_adds_any_class_and_explains_a_bad_name(sample, classifier):

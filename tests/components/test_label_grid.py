@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from xai_panel.components import ALL, ExplainerSettings, Gallery
-from xai_panel.components.widgets.label_grid import LabelGrid, stored_result
+from xai_panel.components.widgets.label_grid import LabelGrid, stored_in_another_preset, stored_result
 from xai_panel.data import image_hash, load_image, open_dataset
-from xai_panel.engine.service import ExplanationService
+from xai_panel.engine.service import ExplanationService, other_preset_requests
 from xai_panel.methods.base import registry
 from xai_panel.render.thumbnails import PLACEHOLDER
 from xai_panel.store import ExplanationStore
@@ -134,6 +134,37 @@ def test_cards_carry_the_stored_maps_and_explain_computes_only_what_is_missing(s
     grid.explain_label()  # again: nothing missing, nothing computed
     grid.wait()
     assert created(store) == after and "nothing computed" in grid.message
+
+
+def test_a_card_falls_back_to_another_presets_stored_result_and_says_so(setup, classifier):
+    """The grid's settings are custom; the store holds the tabby only as ``xai-panel precompute``
+    stores it (the interactive preset). Its card shows that map, named, as the gallery's session
+    would show it; explaining the label then computes the current settings' result for it too."""
+    gallery, grid, store, _ = setup
+    record = gallery.dataset.get(TABBY)
+    image = load_image(record.path)
+    digest = image_hash(image)
+    request = dict(other_preset_requests(request_of(grid, classifier)))["interactive"]
+    ExplanationService(store=store).compute(classifier.prepare(image), classifier, request, image_hash=digest,
+                                            record=record, write="each")
+    assert stored_result(store, digest, request_of(grid, classifier), METHOD) is None  # not with the grid's settings
+    gallery.label = "tabby"
+    grid.active = True
+    grid.wait()
+    shown = cards(grid)
+    assert shown[CAT_B]["detail"] == "not explained yet"
+    assert shown[TABBY]["detail"].endswith(" · interactive preset"), shown[TABBY]["detail"]
+    found, other, name = stored_in_another_preset(store, digest, request_of(grid, classifier), METHOD)
+    assert name == "interactive" and other.to_json() == request.to_json()
+    assert shown[TABBY]["badge"] == f"{found.top[0].name} · {found.top[0].probability:.0%}"
+    plain = pixels(grid._plain_card(record, _thumb(grid, gallery, TABBY), "")["src"])
+    assert np.abs(pixels(shown[TABBY]["src"]) - plain).mean() > 10  # the stored map, not the photo
+
+    grid.explain_label()
+    grid.wait()
+    assert grid.status == "done" and grid.done == 2
+    assert stored_result(store, digest, request_of(grid, classifier), METHOD) is not None  # now with the grid's too
+    wait_until(lambda: "preset" not in cards(grid)[TABBY]["detail"])
 
 
 def _thumb(grid, gallery, rid):

@@ -102,7 +102,7 @@ def svg_curves(markup: str) -> dict[str, list[tuple[bool, tuple[np.ndarray, np.n
     import re
     import xml.etree.ElementTree as ET
 
-    from xai_panel.components.panes import trust
+    from xai_panel.render import curves as trust  # the figures the pane draws
 
     out = {}
     for fig in re.findall(r"<figure class='xp-curve'.*?</figure>", markup):

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from xai_panel.methods.base import method_label
+from xai_panel.render.curves import curve_svg
 from xai_panel.render.figures import figure, figure_files, method_limit, zip_files
 from xai_panel.render.overlays import anchor_overlay, lime_overlay, score_map, score_overlay
 from xai_panel.render.report import report_html
@@ -80,6 +82,10 @@ def test_the_report_holds_the_top_classes_every_methods_maps_costs_and_trust(eve
             assert f"{cost.backward_passes} backward passes" in body
     f = e.faithfulness["lime"][e.top[0].index]
     assert f"{f.deletion_auc:.3f}" in text and f"{f.random_insertion_auc:.3f}" in text
+    # the curves: one figure per measured method and class, the trust pane's drawing of them
+    curves = re.findall(r"<figure class='xp-curve' data-method='([^']+)'>.*?</figure>", text, re.S)
+    assert len(curves) == sum(len(per_class) for per_class in e.faithfulness.values()) > 0
+    assert curve_svg(method_label("lime"), f) in text
     assert "<h3>Agreement</h3>" in text
     assert "Stability" not in text and "Sanity check" not in text  # not run: not shown
 

@@ -28,7 +28,7 @@ from .results import Explanation, Segmentation
 if TYPE_CHECKING:  # the store depends on the engine, not the other way round
     from ..store.sqlite import ExplanationStore
 
-__all__ = ["ExplanationService", "MethodsFailed", "explain_cached", "merge_explanations"]
+__all__ = ["ExplanationService", "MethodsFailed", "explain_cached", "merge_explanations", "other_preset_requests"]
 
 _log = logging.getLogger(__name__)
 
@@ -84,6 +84,22 @@ def _refusals(methods, settings: Mapping, classifier) -> dict[str, str]:
         except ModelError as exc:
             refused[m] = f"{type(exc).__name__}: {exc}"
     return refused
+
+
+def other_preset_requests(request: ExplainRequest) -> list[tuple[str, ExplainRequest]]:
+    """``request`` with each other preset's budget (``xai_panel.presets``): same model, methods, top-k,
+    seed and fill; (preset name, request) for every preset whose request is not ``request`` itself."""
+    from ..presets import presets
+
+    out = []
+    for name, chosen in presets().items():
+        other = ExplainRequest.create(
+            request.model_id, request.methods, top_k=request.top_k, seed=request.seed,
+            segmentation=chosen.segmentation, segmentation_params=chosen.segmentation_params, fill=request.fill,
+            settings={m: s for m, s in chosen.settings.items() if m in request.methods}, version=request.version)
+        if other.to_json() != request.to_json():
+            out.append((name, other))
+    return out
 
 
 class ExplanationService:
@@ -143,16 +159,8 @@ class ExplanationService:
         Returns (explanation, where it came from, its request, the preset's name); all empty
         (None, "", None, "") when no other preset has anything of it.
         """
-        from ..presets import presets
-
         best: tuple = (None, "", None, "")
-        for name, chosen in presets().items():
-            other = ExplainRequest.create(
-                request.model_id, request.methods, top_k=request.top_k, seed=request.seed,
-                segmentation=chosen.segmentation, segmentation_params=chosen.segmentation_params, fill=request.fill,
-                settings={m: s for m, s in chosen.settings.items() if m in request.methods}, version=request.version)
-            if other.to_json() == request.to_json():
-                continue
+        for name, other in other_preset_requests(request):
             found, origin = self.locate(image_hash, other, partial=True)
             if found is None or not set(request.methods) & set(found.costs):
                 continue

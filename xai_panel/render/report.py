@@ -21,6 +21,7 @@ from typing import Mapping
 
 from ..engine.request import canonical_json, package_version
 from ..engine.results import Explanation
+from .curves import CURVES_CSS, CURVES_KEY, curve_svg
 from .figures import drawable, figure, method_limit, on_scale, png
 
 __all__ = ["report_html", "REPORT_CSS"]
@@ -42,6 +43,8 @@ figure { margin: 0; width: 190px; } figure img { display: block; width: 190px; h
         vertical-align: middle; margin: 0 6px; }
 .good { color: #15803d; } .bad { color: #b91c1c; } .error { color: #991b1b; }
 details { font-size: 12px; color: #374151; margin-top: 6px; } code { font-size: 11px; }
+""" + CURVES_CSS + """
+h4 { font-size: 13px; margin: 10px 0 2px; }
 """
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -149,7 +152,23 @@ def _faithfulness(explanation: Explanation) -> str:
             "of the class's probability as the method's top superpixels are hidden or revealed first, against "
             f"random orders; green where the method beats them. Settings: <code>{html.escape(canonical_json(settings))}"
             "</code></p><table class='faithfulness'><thead><tr><th>method</th><th>class</th><th>deletion</th>"
-            "<th>random</th><th>insertion</th><th>random</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+            "<th>random</th><th>insertion</th><th>random</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            + _curves(explanation))
+
+
+def _curves(explanation: Explanation) -> str:
+    """Every explained class's deletion and insertion curves, one small SVG figure per method."""
+    blocks = []
+    for rank, score in enumerate(explanation.classes, 1):
+        plots = [curve_svg(_label(method), per_class[score.index])
+                 for method, per_class in explanation.faithfulness.items() if score.index in per_class]
+        if plots:
+            named = f"{rank}. {score.name}" if rank <= len(explanation.top) else f"{score.name} (asked)"
+            blocks.append(f"<h4>{html.escape(named)}</h4><div class='xp-curves'>{''.join(plots)}</div>")
+    if not blocks:
+        return ""
+    return (f"<h3>Deletion and insertion curves</h3><p class='note'>The class's probability (y) as a fraction of "
+            f"superpixels (x) is hidden or revealed. {CURVES_KEY}</p>" + "".join(blocks))
 
 
 def _agreement(explanation: Explanation) -> str:

@@ -37,7 +37,7 @@ from ...data import ImageError, ImageRecord, image_hash
 from ...engine.perturbation import Cancelled
 from ...engine.request import ExplainRequest
 from ...engine.results import Explanation
-from ...engine.service import ExplanationService, MethodsFailed
+from ...engine.service import ExplanationService, MethodsFailed, other_preset_requests
 from ...methods.base import available_methods, method_label
 from ...metrics.trust import METRICS
 from ...render.thumbnails import PLACEHOLDER, ThumbnailStore
@@ -51,7 +51,7 @@ from .gallery import ALL, Gallery
 from .settings import ExplainerSettings
 from .thumbgrid import ThumbnailGrid
 
-__all__ = ["LabelGrid", "TARGETS", "stored_result"]
+__all__ = ["LabelGrid", "TARGETS", "stored_in_another_preset", "stored_result"]
 
 _log = logging.getLogger(__name__)
 TARGETS = {"Predicted class": "predicted", "The label's class": "label"}
@@ -71,6 +71,18 @@ def stored_result(store, image_hash: str, request: ExplainRequest, method: str) 
     """
     found = store.get(image_hash, request.with_methods([method]))
     return found if found is not None and method in found.costs else None
+
+
+def stored_in_another_preset(store, image_hash: str, request: ExplainRequest, method: str
+                             ) -> tuple[Explanation | None, ExplainRequest | None, str]:
+    """When ``request`` itself is not stored: ``method``'s result of another preset (``xai-panel precompute
+    --preset thorough``, or the dashboards' settings were changed since), as the gallery's session shows it.
+    Returns (explanation, its request, the preset's name); (None, None, "") when no preset has it."""
+    for name, other in other_preset_requests(request.with_methods([method])):
+        found = stored_result(store, image_hash, other, method)
+        if found is not None:
+            return found, other, name
+    return None, None, ""
 
 
 def _thumbnail_store(size: int) -> ThumbnailStore:
@@ -352,6 +364,7 @@ class LabelGrid(pn.viewable.Viewer):
               plain: str, explanation: Explanation | None = None) -> dict:
         """One image's card: the method's map for the target class when stored, else the photo with why not."""
         _, method, target, size, group_by, _ = view
+        preset_name = ""
         if digest is None:
             return self._plain_card(record, PLACEHOLDER, "unreadable image")
         if method is None or drawer is None:
@@ -366,10 +379,14 @@ class LabelGrid(pn.viewable.Viewer):
             if explanation is None:
                 try:
                     unreadable = not self.store.missing(digest, request.with_methods([method]))
+                    if not unreadable:
+                        explanation, other, preset_name = stored_in_another_preset(self.store, digest, request, method)
                 except Exception:
                     unreadable = False
-                return self._plain_card(record, plain, "stored result unreadable: explain again" if unreadable
-                                        else "not explained yet")
+                if explanation is None:
+                    return self._plain_card(record, plain, "stored result unreadable: explain again" if unreadable
+                                            else "not explained yet")
+                request = other
         top = explanation.top
         label = top[0].index if target == "predicted" else self._class_of_label(record, group_by)
         scores = {c.index: c for c in top}
@@ -386,6 +403,8 @@ class LabelGrid(pn.viewable.Viewer):
         faith = explanation.faithfulness.get(method, {}).get(label)
         detail = (f"deletion {faith.deletion_auc:.2f} · insertion {faith.insertion_auc:.2f}" if faith is not None
                   else "faithfulness not measured")
+        if preset_name:  # another preset's result: said on the card, until explain_label computes the current one
+            detail += f" · {preset_name} preset"
         tooltip = (f"{record.id}\ntrue label: {record.label_name or 'none'}\n{method_label(method)} for "
                    f"{score.name} ({score.probability:.1%})\n{detail}")
         return {**card, "badge": f"{score.name} · {score.probability:.0%}", "detail": detail, "tooltip": tooltip}
