@@ -27,6 +27,10 @@ def test_why_not_and_a_picked_class_get_their_panes(page, served_app):
         wait_labels(page, title, contains="goldfish (asked)", count=1)
     wait_labels(page, LIME_TITLE, count=6)  # beside the top-5, still shown
     assert page.get_by_role("button", name="Why not goldfish?").count() == 0
+    # the class list offers it after the top-5; clicking it inspects it (its tiles framed, marked ▶)
+    asked = page.get_by_role("button", name=re.compile(r"^asked: goldfish · \d+\.\d%"))
+    asked.click()
+    wait_labels(page, LIME_TITLE, count=1, contains="▶ goldfish (asked)")
 
     picker = page.locator(".xp-class-picker input")
     picker.fill("no such class")
