@@ -124,7 +124,9 @@ PROBE = """
       const text = (el.shadowRoot || el).textContent;  // Panel draws the text in the shadow root
       if (!text.includes(id)) continue;
       if (text.includes("Could not explain")) return {error: text.trim().slice(0, 300)};
-      if (text.includes("explained in")) return {shown: true, done: true, cached: text.includes("(from cache)"),
+      // "from the store": read from it at the click or before (the page's prefetch), not computed
+      if (text.includes("explained in")) return {shown: true, done: true,
+                                                 cached: text.includes("(from cache)") || text.includes("from the store"),
                                                  stored: text.includes("from the store")};
       if (text.includes("Explaining")) return {shown: true, cached: false};
     }

@@ -49,8 +49,11 @@ def test_the_occlusion_card_shows_when_requested_and_draws_its_scores(photos):
     assert list(cards) == ["LIME", "Anchors", "SHAP", "Occlusion", "Grad-CAM", "Integrated Gradients", "SmoothGrad",
                            "Inspect", "Trust", "Export"]  # the methods' cards, the HoloViews inspection, trust, export
     assert cards["LIME"].visible and not cards["Occlusion"].visible
+    # A method not ticked when the page is built gets its pane when first ticked (not before).
+    assert cards["LIME"].objects and not cards["Occlusion"].objects
     settings.methods = ["lime", "occlusion"]
     assert cards["Occlusion"].visible and not cards["SHAP"].visible
+    assert cards["Occlusion"].objects and not cards["SHAP"].objects  # SHAP was never ticked: never built
 
     session.source = photos["coffee"]
     session.wait()

@@ -138,3 +138,33 @@ def test_the_status_line_says_where_a_result_came_from():
     assert text("done", "", "a.jpg", "", True, timings, False, "interactive", False) == \
         "**a.jpg** explained in 0.01 s (from cache)"
     assert text("done", "", "a.jpg", "", False, timings, False, "interactive", False) == "**a.jpg** explained in 0.01 s"
+
+
+def test_prefetch_reads_a_pages_stored_explanations_so_a_click_on_one_is_a_memory_hit(precomputed, classifier, photos,
+                                                                                     tmp_path):
+    """The gallery prefetches its page: stored explanations are read and drawn in the background,
+    and the click then shows that very object (no decoding at the click), still said to come from
+    the store; images the store lacks, and vanished files, are skipped without being read."""
+    data, store = precomputed
+    record = next(iter(open_dataset(data)))
+    Image.fromarray(photos["coffee"]).save(tmp_path / "coffee.png")  # never precomputed
+    Image.fromarray(photos["coffee"][::2, ::2]).save(tmp_path / "gone.png")
+    others = list(open_dataset(tmp_path))
+    assert len(others) == 2
+    (tmp_path / "gone.png").unlink()  # listed, then deleted before the prefetch
+    session = session_on(store, ["gradcam", "lime"])
+    drawn = []
+    session.add_prerender(drawn.append)
+    passes = classifier.forward_passes
+    session.prefetch([*others, record])
+    session.wait_prefetched()
+    assert len(drawn) == 1 and len(session.cache) == 1  # the stored image only
+    assert set(drawn[0].methods) == {"gradcam", "lime"}
+    session.source = record
+    session.wait()
+    assert session.explanation is drawn[0] and session.from_store and session.status == "done"
+    assert "from the store (interactive preset)" in status(session)
+    assert classifier.forward_passes == passes  # nothing computed, by the prefetch or the click
+    no_store = ExplanationSession(settings=session.settings, cache=MemoryCache(), metrics=[], top_k=2)
+    no_store.prefetch([record])  # nothing to read: no job
+    assert no_store.wait_prefetched() is no_store and len(no_store.cache) == 0

@@ -293,6 +293,7 @@ def test_a_thread_still_in_its_task_at_the_deadline_is_named():
 def test_a_page_being_served_holds_background_work_back_until_released_or_expired():
     from xai_panel.runtime.jobs import foreground
 
+    assert foreground.wait_idle(timeout=10)  # the earlier tests' jobs linger for a moment
     release = foreground.hold(30)
     assert foreground.busy and not foreground.wait_idle(timeout=0.05)
     release()
@@ -302,6 +303,44 @@ def test_a_page_being_served_holds_background_work_back_until_released_or_expire
     assert not foreground.wait_idle(timeout=0.01)
     t0 = time.monotonic()
     assert foreground.wait_idle(timeout=10) and time.monotonic() - t0 < 5
-    with foreground:  # an interactive job holds it back for as long as it runs
+    with foreground:  # an interactive job holds it back for as long as it runs, and while its result is drawn
         assert not foreground.wait_idle(timeout=0.05)
-    assert foreground.wait_idle(timeout=0.05)
+    ended = time.monotonic()
+    assert foreground.busy and not foreground.wait_idle(timeout=0.05)
+    assert foreground.wait_idle(timeout=10)
+    assert foreground.linger * 0.9 <= time.monotonic() - ended < foreground.linger + 2
+
+
+def test_a_model_being_warmed_is_handed_to_the_next_caller_at_once(tmp_path, monkeypatch):
+    """ONNX Runtime's first batches run in the first caller's thread, outside the load lock: a
+    click that comes while the warm-up job warms the model gets the model at once (its stored
+    explanation needs no batch), and the batches run once."""
+    import threading
+
+    from tests.tiny_models import tiny_onnx
+    from xai_panel.models.onnx_backend import OnnxRunner
+    from xai_panel.runtime.jobs import classifier
+
+    path = str(tiny_onnx(tmp_path / "tiny.onnx"))
+    warming, release, batches = threading.Event(), threading.Event(), []
+    run = OnnxRunner.__call__
+
+    def spied(self, batch):
+        if len(batch) > 1:  # a warm-up batch (the load's check is one image)
+            batches.append(len(batch))
+            warming.set()
+            assert release.wait(30)
+        return run(self, batch)
+
+    monkeypatch.setattr(OnnxRunner, "__call__", spied)
+    first = {}
+    worker = threading.Thread(target=lambda: first.setdefault("model", classifier(path)), daemon=True)
+    worker.start()
+    assert warming.wait(60), "the first caller did not warm the model"
+    t0 = time.monotonic()
+    second = classifier(path)  # while the first caller's batch is held
+    assert time.monotonic() - t0 < 5 and not second.warmed
+    release.set()
+    worker.join(60)
+    assert first["model"] is second and second.warmed and batches == [second.batch_size] * 2
+    assert classifier(path) is second and batches == [second.batch_size] * 2  # warmed once

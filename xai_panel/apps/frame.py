@@ -169,9 +169,11 @@ def warm_up(model: str):
         from ..engine.perturbation import Cancelled
 
         t0 = time.perf_counter()
-        loaded = classifier(model)
-        if not loaded.warmed:  # load_classifier warms ONNX Runtime itself
-            loaded.warm_up()
+        # ONNX Runtime's first batches: made here (waiting while a visitor's click is served)
+        # unless another caller was first; a torch model is warmed here in any case.
+        loaded = classifier(model, pause=_yield_to_visitors)
+        if loaded.backend != "onnxruntime" and not loaded.warmed:
+            loaded.warm_up(pause=_yield_to_visitors)
         try:
             rehearse(loaded, cancel=stopping, pause=_yield_to_visitors)
         except Cancelled:  # the server is stopping
@@ -212,11 +214,13 @@ def rehearse(loaded, cancel=None, pause=None) -> None:
     """One tiny explanation with every method, so that the first visitor's does not pay the
     first-call costs: alibi, lime and scikit-learn are imported and build their first objects
     (shap's Partition explainer, behind the 'partition' estimator, compiles numba kernels on
-    first use: measured 5-8 s; the default 'owen' estimator compiles nothing). Six superpixels of a synthetic image: a few
-    hundred model passes, in the background at server start. ``cancel`` (an Event) stops it
-    between model batches; ``pause()`` is called after each batch (the server's warm-up
-    passes one that waits while a visitor's job runs, so a click that comes during the
-    warm-up shares the cores with no rehearsal batch)."""
+    first use: measured 5-8 s; the default 'owen' estimator compiles nothing). Six superpixels
+    of a synthetic image: a few hundred model passes, in the background at server start.
+    ``cancel`` (an Event) stops it between model batches; ``pause()`` is called after each
+    batch and after each method (a gradient method makes its passes in one call, about a
+    second for a fresh process's first Grad-CAM). The server's warm-up passes one that waits
+    while a visitor's job runs and its result is drawn, so a click that comes during the
+    warm-up shares the cores with no rehearsal batch."""
     from ..engine.pipeline import explain
     from ..methods.base import registry
 
@@ -227,7 +231,8 @@ def rehearse(loaded, cancel=None, pause=None) -> None:
     explain(image, loaded, methods=tuple(methods), top_k=2, segmentation="grid",
             segmentation_params={"rows": 2, "cols": 3},
             settings={m: dict(cls.rehearsal) for m, cls in methods.items()}, cancel=cancel,
-            progress=None if pause is None else (lambda _method, _done, _total: pause()))
+            progress=None if pause is None else (lambda _method, _done, _total: pause()),
+            on_method=None if pause is None else (lambda _so_far: pause()))
 
 
 def lazy_card(content, title: str, **params) -> pn.Card:
@@ -254,8 +259,16 @@ def after_load(fill) -> None:
     says so), or at once outside a server: what a page shows below its first screen then neither
     delays the page's first bytes nor its first drawing."""
     if _served():
-        pn.state.onload(lambda: pn.state.execute(fill, schedule=True))
+        pn.state.onload(lambda: pn.state.execute(lambda: _as_foreground(fill), schedule=True))
     else:
+        fill()
+
+
+def _as_foreground(fill) -> None:
+    """``fill()``, counted as a visitor's work: background work (the warm-up, the prediction
+    index, the prefetch) waits while a page's part is built and for a moment after, while it
+    is sent and drawn (they took the cores from a first click that came meanwhile)."""
+    with foreground:
         fill()
 
 
@@ -288,7 +301,7 @@ def when_quiet(fill, watched, busy, settle: float = 0.75, latest: float = 5.0) -
         if now - state["loaded"] >= latest or (not busy() and now - state["changed"] >= settle):
             state["done"] = True
             state["callback"].stop()
-            fill()
+            _as_foreground(fill)
 
     def start():
         state["loaded"] = state["changed"] = time.monotonic()

@@ -66,10 +66,21 @@ def gallery_app():
     below = pn.Column(sizing_mode="stretch_width")
     shown: list = []
 
+    # The page's precomputed explanations are read from the store and drawn in the background,
+    # so that a click on one costs what a revisit does (about 0.15 s, against 0.35 s read at
+    # the click: decoding the stored entry and drawing its tiles in the worker).
+    def prefetch(*_):
+        session.prefetch(gallery.page_records())
+
+    gallery.param.watch(prefetch, ["records", "page", "page_size"])
+    settings.param.watch(prefetch, "request")
+    prefetch()
+
     def fill_methods():
         cards, panes = method_cards(session, settings, top)
         shown[:] = [cards, panes]
         below.objects = cards
+        prefetch()  # again: the method panes draw their tiles now that they exist
 
     def fill_below():
         cards, panes = shown

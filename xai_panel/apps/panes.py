@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import panel as pn
 
-from ..components.panes.base import method_pane
+from ..components.panes.base import method_pane, pane_class
 from ..components.panes.inspection import InspectionPane
 from ..components.panes.stability import StabilityPane
 from ..components.panes.timing import TimingPane
@@ -33,18 +33,34 @@ def explanation_cards(session, settings, inspect) -> list:
 
 def method_cards(session, settings, inspect) -> tuple[list, list]:
     """(cards, panes): a card per registered method whose results a pane can draw, shown while
-    the settings request the method, with its picture's download."""
-    cards, panes = [], []
+    the settings request the method, with its picture's download.
+
+    A card whose method is not requested when the page is built gets its pane when the settings
+    first request it: building the panes of the three methods the dashboards do not tick was
+    about 0.3 s of the event loop right after a gallery page loaded, where a first click waits.
+    ``panes`` holds the panes built so far, in display order (the export reads it when used).
+    """
+    cards, panes, order = [], [], {}
     for method in settings.param.methods.objects:  # every registered method, in display order
-        pane = method_pane(session, method, inspect=inspect)
-        if pane is None:  # results no pane can draw: said once, in the log of the page build
+        cls = pane_class(method)
+        if cls is None:  # results no pane can draw: said once, in the log of the page build
             continue
-        panes.append(pane)
         explainer = method_class(method)
+        order[method] = len(order)
         title = f"{explainer.label} · {explainer.caption}" if explainer.caption else explainer.label
-        cards.append(pn.Card(pane, picture_download(pane, lambda: session.image_name), title=title,
-                             css_classes=[f"xp-card-{method}"],
-                             visible=pn.bind(_requested, settings.param.request, method), **CARD))
+        card = pn.Card(title=title, css_classes=[f"xp-card-{method}"],
+                       visible=pn.bind(_requested, settings.param.request, method), **CARD)
+
+        def fill(*_events, card=card, method=method):
+            if card.objects or not card.visible:
+                return
+            pane = method_pane(session, method, inspect=inspect)
+            panes.insert(sum(order[p.method] < order[method] for p in panes), pane)
+            card.objects = [pane, picture_download(pane, lambda: session.image_name)]
+
+        fill()
+        card.param.watch(fill, "visible")
+        cards.append(card)
     return cards, panes
 
 

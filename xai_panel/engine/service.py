@@ -16,6 +16,7 @@ result must be reproducible from its key alone.
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
@@ -31,6 +32,10 @@ if TYPE_CHECKING:  # the store depends on the engine, not the other way round
 __all__ = ["ExplanationService", "MethodsFailed", "explain_cached", "merge_explanations", "other_preset_requests"]
 
 _log = logging.getLogger(__name__)
+
+_read_from_store: "weakref.WeakValueDictionary[int, Explanation]" = weakref.WeakValueDictionary()
+"""The explanations read from a store and kept in a memory cache since: found there again, they
+still came from the store (what the page says), not from a computation of this process."""
 
 
 class MethodsFailed(RuntimeError):
@@ -130,12 +135,13 @@ class ExplanationService:
 
     def locate(self, image_hash: str, request: ExplainRequest, explainers: Mapping | None = None,
                *, partial: bool = False) -> tuple[Explanation | None, str]:
-        """``lookup``, and where the explanation came from: ``"memory"``, ``"store"`` or ``""``."""
+        """``lookup``, and where the explanation came from: ``"memory"`` (computed by this process),
+        ``"store"`` (read from the store now, or earlier and kept in the cache) or ``""``."""
         key = self.key(image_hash, request, explainers)
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                return hit, "memory"
+                return hit, "store" if _read_from_store.get(id(hit)) is hit else "memory"
         if self.store is None or _custom_classes(explainers):
             return None, ""
         try:
@@ -147,6 +153,7 @@ class ExplanationService:
             return None, ""
         complete = set(request.methods) <= set(stored.costs)
         if complete and self.cache is not None:
+            _read_from_store[id(stored)] = stored
             self.cache.put(key, stored)
         return (stored, "store") if complete or partial else (None, "")
 

@@ -256,8 +256,10 @@ class Classifier:
             self._counters.model_seconds += elapsed
         return self._to_probabilities(raw, len(x))
 
-    def warm_up(self, batches: int = 2) -> None:
-        """Run ``batches`` full batches of a blank image through the model, uncounted.
+    def warm_up(self, batches: int = 2, pause=None) -> None:
+        """Run ``batches`` full batches of a blank image through the model, uncounted;
+        ``pause()``, if given, is called before each (a server's warm-up waits there while a
+        visitor's click is served).
 
         A runtime's first batches of a shape are slow (ONNX Runtime plans and allocates its
         memory on the first run: measured here, the first explanation after start reached
@@ -266,6 +268,8 @@ class Classifier:
         """
         blank = self.preprocessing.normalise(np.zeros((self.batch_size, self.input_size, self.input_size, 3), np.uint8))
         for _ in range(batches):
+            if pause is not None:
+                pause()
             self._to_probabilities(np.asarray(self._runner(blank)), len(blank))
         self.warmed = True
 

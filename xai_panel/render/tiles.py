@@ -60,23 +60,38 @@ class TileCache:
         self.size = int(size)
         self._entries: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        self._drawing: dict = {}  # key -> Event set when the thread drawing that tile is done
         self.hits = self.misses = 0
 
     def get(self, refs: Sequence[object], extra: Hashable, make: Callable[[], np.ndarray]) -> str:
+        """The tile's data URL: cached, or drawn by ``make()`` now. A tile another thread is
+        drawing is waited for, not drawn twice (a page's prefetch and the click it prepares
+        may ask for the same tiles at the same moment)."""
         key = (tuple(id(r) for r in refs), extra)
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and all(a is b for a, b in zip(entry[0], refs)):
+        while True:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None and all(a is b for a, b in zip(entry[0], refs)):
+                    self._entries.move_to_end(key)
+                    self.hits += 1
+                    return entry[1]
+                drawing = self._drawing.get(key)
+                if drawing is None:
+                    drawing = self._drawing[key] = threading.Event()
+                    break
+            drawing.wait()  # then look again: drawn (a hit), or failed there (drawn here)
+        try:
+            url = encode(make())  # outside the lock: other sessions' tiles need not wait for this one
+            with self._lock:
+                self.misses += 1
+                self._entries[key] = (tuple(refs), url)
                 self._entries.move_to_end(key)
-                self.hits += 1
-                return entry[1]
-        url = encode(make())  # outside the lock: other sessions' tiles need not wait for this one
-        with self._lock:
-            self.misses += 1
-            self._entries[key] = (tuple(refs), url)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        finally:
+            with self._lock:
+                del self._drawing[key]
+            drawing.set()
         return url
 
     def __len__(self) -> int:

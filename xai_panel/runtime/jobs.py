@@ -223,19 +223,39 @@ def unregister_classifier(name: str) -> None:
         _registered.pop(name, None)
 
 
-def classifier(name: str):
+def classifier(name: str, pause: Callable[[], None] | None = None):
     """``load_classifier(name)``, one load at a time: each model is built once per process.
 
     Two sessions (or a session and the gallery's predictions) asking for the same model at
     the same moment would otherwise both build it, and the ONNX export is not thread-safe.
     A name given by ``register_classifier`` is that session's uploaded model.
+
+    ONNX Runtime's first batches (``load_classifier``'s ``warm``) run after the load, outside
+    that lock, in the first caller's thread: a caller that comes meanwhile gets the model at
+    once. In a server the warm-up job is the first caller, and a visitor's first click, which
+    needs the model only to prepare the image when its explanation is stored, waited for those
+    batches (0.4-1 s on two cores while the page loads). ``pause()`` is called before each of
+    those batches when this caller makes them (the warm-up job's waits while a click is served:
+    under a page's load they took 2.5 s of both cores).
     """
     from ..models import load_classifier
 
     with _model_lock:
         if name in _registered:
             return _registered[name]
-        return load_classifier(name)
+        loaded = load_classifier(name, warm=False)
+        first = loaded.backend == "onnxruntime" and not loaded.warmed and id(loaded) not in _warming
+        if first:
+            _warming.add(id(loaded))
+    if first:
+        try:
+            loaded.warm_up(pause=pause)
+        except Exception:  # e.g. a file with a fixed batch of 1: it fails, and says why, when it is used
+            pass
+    return loaded
+
+
+_warming: set[int] = set()  # classifiers whose warm-up batches have been started (ids: they live as long as the process)
 
 
 stopping = threading.Event()  # set when the process stops: the cancel event of work that is not a Job (warm-up)
@@ -243,9 +263,13 @@ stopping = threading.Event()  # set when the process stops: the cancel event of 
 
 class _Foreground:
     """Counts interactive jobs, and pages being served; background work (the gallery's
-    prediction index, the warm-up) yields to them."""
+    prediction index, the warm-up) yields to them, and for ``linger`` seconds after an
+    interactive job ends: its result is still being sent and drawn then (a stored click's
+    worker takes about 0.1 s, the event loop and the browser 0.2-0.3 s more; a rehearsal batch
+    resumed at once took the cores from them and made a first click 1.5 s)."""
 
-    def __init__(self):
+    def __init__(self, linger: float = 0.75):
+        self.linger = linger
         self._count = 0
         self._holds: dict[object, float] = {}  # token -> monotonic time it expires
         self._idle = threading.Condition()
@@ -257,6 +281,8 @@ class _Foreground:
     def __exit__(self, *exc):
         with self._idle:
             self._count -= 1
+            if self.linger > 0:
+                self._holds[object()] = time.monotonic() + self.linger
             self._idle.notify_all()
 
     def hold(self, seconds: float) -> Callable[[], None]:
@@ -299,6 +325,13 @@ class _Foreground:
                 if waits and min(waits) <= 0:
                     return False
                 self._idle.wait(min(waits) if waits else None)
+
+
+    def wait_no_job(self, timeout: float | None = None) -> bool:
+        """Block until no interactive job runs (pages being built and the moments after a job are
+        not waited for); False after ``timeout`` seconds if that has not happened."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout)
 
 
 foreground = _Foreground()

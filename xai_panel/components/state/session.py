@@ -37,7 +37,7 @@ from ...engine.pipeline import explain
 from ...engine.request import ExplainRequest, check_labels
 from ...engine.results import ClassScore, Explanation, Segmentation
 from ...engine.segmentation import segment
-from ...engine.service import ExplanationService, MethodsFailed
+from ...engine.service import ExplanationService, MethodsFailed, other_preset_requests
 from ...methods._gradients import GradientResult, with_superpixels
 from ...methods.base import available_methods, make_explainer, method_class
 from ...metrics.trust import METRICS, check_metrics
@@ -45,7 +45,7 @@ from ...models import ModelError
 from ...models.classifier import top_k_of
 from ...presets import DASHBOARD_METRIC_SETTINGS, DASHBOARD_METRICS
 from ...runtime.cache import ExplanationCache, decoded_images, default_cache
-from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue
+from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue, foreground, stopping
 from ...runtime.jobs import classifier as load_model
 from ..widgets.settings import ExplainerSettings
 
@@ -188,9 +188,10 @@ class ExplanationSession(pn.viewable.Viewer):
         self._compute = JobRunner("explain-compute", queue=compute_queue(), pool=compute_executor)
         self._lanes = threading.Lock()  # the fast job hands over to the compute lane, or a refresh cancels it
         self._prerenders: list = []
+        self._prefetcher = JobRunner("prefetch")  # background: yields to every visitor's job
         self._asked_for = (None if self.source is None else id(self.source), self.model)
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            pn.state.on_session_destroyed(lambda _ctx: self.cancel())
+            pn.state.on_session_destroyed(lambda _ctx: (self.cancel(), self._prefetcher.cancel()))
         if self.source is not None:
             self.refresh()
 
@@ -244,6 +245,58 @@ class ExplanationSession(pn.viewable.Viewer):
         with self._lanes:
             self._compute.cancel()
             self._runner.start(self._work, self.source, name, self.model, request, explainers, other_presets, shown)
+
+    def prefetch(self, records) -> None:
+        """Read the stored explanations of ``records`` (``ImageRecord``s: the gallery's page) with
+        the current settings, or another preset's (what a click would show), into the memory cache
+        and draw their tiles, in the background: a click on a precomputed image then costs what a
+        revisit costs. Each image waits while a visitor's job runs, but not for pages being
+        built (which hold the model's background batches back): the click it prepares may come
+        at any moment after the page is shown. An image the store has nothing of is skipped
+        without being read, known by its file's hash (``ExplanationStore.file_hashes``,
+        remembered by precompute and the label grid). A later call replaces a running one; nothing happens without a store."""
+        records = [r for r in records if isinstance(r, ImageRecord)]
+        if self.store is None or not records:
+            self._prefetcher.cancel()
+            return
+        request = dict(self.settings.request, top_k=int(self.top_k), labels=())
+        explainers = {m: self.settings.explainer(m) for m in request["methods"]}
+        self._prefetcher.start(self._prefetch_work, records, self.model, request, explainers, interactive=False)
+
+    def wait_prefetched(self, timeout: float | None = 60) -> "ExplanationSession":
+        """Block until the running ``prefetch`` is done (tests, scripts)."""
+        self._prefetcher.wait(timeout)
+        return self
+
+    def _prefetch_work(self, job: Job, records: list, model: str, request: dict, explainers: dict) -> None:
+        store = self.store
+        classifier = load_model(model)  # the warm-up may still be loading it: this pool thread waits
+        wanted = self._request(classifier.model_id, {**request, "top_k": min(int(request["top_k"]),
+                                                                              classifier.num_classes)})
+        stored: set[str] = set()
+        for other in (wanted, *(r for _, r in other_preset_requests(wanted))):
+            stored.update(store.stored_images(other))
+        known = store.file_hashes(str(r.path) for r in records)
+        service = ExplanationService(cache=self.cache if self.cache is not None else default_cache(), store=store)
+        for record in records:
+            if known.get(str(record.path)) not in stored:
+                continue
+            while not (foreground.wait_no_job(timeout=0.5) or job.cancelled or stopping.is_set()):
+                pass
+            if job.cancelled or stopping.is_set():
+                return
+            try:
+                image, digest = decoded_images().get(record.path, lambda record=record: _decode(record), image_hash)
+            except (ImageError, OSError):  # a click says why
+                continue
+            found, _origin = service.locate(digest, wanted, explainers)
+            if found is None:
+                found = service.locate_preset(digest, wanted)[0]
+            for render in self._prerenders if found is not None else ():
+                try:
+                    render(found)
+                except Exception:  # drawn again on the click, where the error is reported
+                    _log.exception("prerendering a prefetched explanation failed")
 
     def add_prerender(self, render) -> None:
         """Call ``render(explanation)`` in the worker before each explanation is published.

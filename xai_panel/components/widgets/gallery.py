@@ -242,7 +242,7 @@ class Gallery(pn.viewable.Viewer):
         if self.page > self.page_count:
             self.page = self.page_count
             return
-        records = self._page_records()
+        records = self.page_records()
         self._grid.size = self.thumbnail_size
         store = _store(self.thumbnail_size)
         ready = [store.in_memory(r) for r in records]
@@ -254,7 +254,8 @@ class Gallery(pn.viewable.Viewer):
         if self._index is not None and not self._index.complete:
             self._index.start(records, pause=wait_for_foreground_idle, cancel=stopping)
 
-    def _page_records(self) -> list[ImageRecord]:
+    def page_records(self) -> list[ImageRecord]:
+        """The records of the page shown (the current label's, sorted and filtered)."""
         start = (self.page - 1) * self.page_size
         return [self.dataset.get(i) for i in self.records[start : start + self.page_size]]
 
@@ -305,7 +306,7 @@ class Gallery(pn.viewable.Viewer):
         self._index = index
         index.subscribe(self._on_index_progress)
         self._predictions.publish(job, self._predictions_changed)
-        index.start(self._page_records(), pause=wait_for_foreground_idle, cancel=stopping)
+        index.start(self.page_records(), pause=wait_for_foreground_idle, cancel=stopping)
 
     def _on_index_progress(self, done: int, total: int) -> None:
         """From the index's thread: publish the progress, at most every ``PROGRESS_EVERY`` seconds
