@@ -43,8 +43,9 @@ def status_text(page, pattern: str):
 
 
 def table_rows(page, header: str) -> list[list[str]]:
-    """The body rows of the table whose header row contains ``header``, as cell texts."""
+    """The body rows of the table whose header row contains ``header``, as cell texts, once it has one."""
     table = page.locator("table").filter(has=page.locator("th", has_text=header)).first
+    table.locator("tbody tr").first.wait_for()  # a card below the method cards is built once the page is quiet
     return [row.locator("td").all_inner_texts() for row in table.locator("tbody tr").all()]
 
 

@@ -337,11 +337,15 @@ class _Foreground:
 foreground = _Foreground()
 
 
-def wait_for_foreground_idle() -> None:
-    """Block (a background thread) until no interactive job runs and no page is being served, or
-    the process stops."""
-    while not stopping.is_set() and not foreground.wait_idle(timeout=0.5):
-        pass
+def wait_for_foreground_idle(*, jobs_only: bool = False, cancel: threading.Event | None = None) -> bool:
+    """Block (a background thread) until no interactive job runs and no page is being served (with
+    ``jobs_only``, only until no interactive job runs); False, at once, when the process stops or
+    ``cancel`` is set while waiting."""
+    wait = foreground.wait_no_job if jobs_only else foreground.wait_idle
+    while not wait(timeout=0.5):
+        if stopping.is_set() or (cancel is not None and cancel.is_set()):
+            return False
+    return not (stopping.is_set() or (cancel is not None and cancel.is_set()))
 
 
 class Job:

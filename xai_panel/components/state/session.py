@@ -45,7 +45,7 @@ from ...models import ModelError
 from ...models.classifier import top_k_of
 from ...presets import DASHBOARD_METRIC_SETTINGS, DASHBOARD_METRICS
 from ...runtime.cache import ExplanationCache, decoded_images, default_cache
-from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue, foreground, stopping
+from ...runtime.jobs import Job, JobRunner, ServerBusy, compute_executor, compute_queue, wait_for_foreground_idle
 from ...runtime.jobs import classifier as load_model
 from ..widgets.settings import ExplainerSettings
 
@@ -254,7 +254,8 @@ class ExplanationSession(pn.viewable.Viewer):
         built (which hold the model's background batches back): the click it prepares may come
         at any moment after the page is shown. An image the store has nothing of is skipped
         without being read, known by its file's hash (``ExplanationStore.file_hashes``,
-        remembered by precompute and the label grid). A later call replaces a running one; nothing happens without a store."""
+        remembered by precompute and the label grid). A later call replaces a running one;
+        nothing happens without a store."""
         records = [r for r in records if isinstance(r, ImageRecord)]
         if self.store is None or not records:
             self._prefetcher.cancel()
@@ -281,9 +282,7 @@ class ExplanationSession(pn.viewable.Viewer):
         for record in records:
             if known.get(str(record.path)) not in stored:
                 continue
-            while not (foreground.wait_no_job(timeout=0.5) or job.cancelled or stopping.is_set()):
-                pass
-            if job.cancelled or stopping.is_set():
+            if not wait_for_foreground_idle(jobs_only=True, cancel=job.cancel):
                 return
             try:
                 image, digest = decoded_images().get(record.path, lambda record=record: _decode(record), image_hash)
