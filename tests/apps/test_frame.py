@@ -144,3 +144,38 @@ def test_every_page_of_an_unusable_data_folder_shows_why(monkeypatch, tmp_path):
         alerts = [o.object for o in template.main if isinstance(o, pn.pane.Alert)]
         assert len(alerts) == 1 and alerts[0].startswith("The data folder cannot be used: No images found in"), alerts
         assert "Skipped: 1 files that are not images" in alerts[0] and "demo gallery is shown instead" in alerts[0]
+
+
+def test_rehearsing_the_pages_builds_them_and_leaves_nothing_behind(monkeypatch, folder, caplog):
+    """The server's start-up builds each page once (its first-call costs, off the first visitor's
+    path); Panel keeps none of the throwaway pages, and a page that fails is logged, not raised."""
+    import gc
+    import logging
+    import time
+    import weakref
+
+    from xai_panel.apps.frame import rehearse_pages
+    from xai_panel.apps.gallery import gallery_app
+
+    monkeypatch.setenv("XAI_PANEL_DATA", str(folder))
+    views, indicators = set(pn.state._views), list(pn.state._indicators)
+    built = []
+
+    def gallery():
+        built.append(gallery_app())
+        return built[-1]
+
+    def broken():
+        raise RuntimeError("this page cannot be built")
+
+    with caplog.at_level(logging.INFO, logger="xai_panel"):
+        rehearse_pages(gallery, broken)
+    assert len(built) == 1 and "gallery rehearsed in" in caplog.text
+    assert "rehearsing the page broken failed" in caplog.text and "cannot be built" in caplog.text
+    assert set(pn.state._views) == views and pn.state._indicators == indicators
+    page = weakref.ref(built.pop())
+    end = time.monotonic() + 30  # the throwaway page's prefetch may hold its session a moment
+    while page() is not None and time.monotonic() < end:
+        gc.collect()
+        time.sleep(0.2)
+    assert page() is None

@@ -96,3 +96,39 @@ def test_decoded_images_are_shared_read_only_and_follow_the_file(tmp_path):
     assert len(calls) == 5  # evicted, decoded once more
     with pytest.raises(FileNotFoundError):
         decoded.get(tmp_path / "missing.png", load, image_hash)
+
+
+def test_threads_asking_for_one_stored_entry_read_it_once(tmp_path, lime_shap):
+    """A page's prefetch, a click and another page's prefetch asking for the same stored
+    explanation at once: one decodes it from the store, the others wait and get that object."""
+    from xai_panel.engine.request import ExplainRequest
+    from xai_panel.engine.service import ExplanationService
+    from xai_panel.store import ExplanationStore
+
+    store = ExplanationStore(tmp_path / "store.sqlite")
+    request = ExplainRequest.create(lime_shap.model_id, ["lime", "shap"])
+    store.put(lime_shap, "img", request=request)
+    reads, real_get = [], store.get
+
+    def counted_get(*args, **kwargs):
+        reads.append(threading.get_ident())
+        return real_get(*args, **kwargs)
+
+    store.get = counted_get  # the real store's read, counted
+    cache = MemoryCache()
+    start, found = threading.Barrier(4), []
+
+    def ask():
+        service = ExplanationService(cache=cache, store=store)  # each caller builds its own, as they do
+        start.wait()
+        found.append(service.locate("img", request))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(found) == 4 and len(reads) == 1
+    first = found[0][0]
+    assert first is not None and all(result is first and origin == "store" for result, origin in found)
+    assert ExplanationService(cache=MemoryCache(), store=store).locate("missing", request) == (None, "")

@@ -16,6 +16,7 @@ result must be reproducible from its key alone.
 from __future__ import annotations
 
 import logging
+import threading
 import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
@@ -34,6 +35,11 @@ __all__ = ["ExplanationService", "MethodsFailed", "explain_cached", "merge_expla
 _log = logging.getLogger(__name__)
 
 _read_from_store: "weakref.WeakValueDictionary[int, Explanation]" = weakref.WeakValueDictionary()
+# Result keys being read from a store, each with the lock its reader holds: a second thread that
+# wants the same entry (a page's prefetch, a click, another page's prefetch) waits for it and
+# finds it in the cache, instead of decoding it again beside the first (they ran three at once).
+_reading: dict[str, threading.Lock] = {}
+_reading_lock = threading.Lock()
 """The explanations read from a store and kept in a memory cache since: found there again, they
 still came from the store (what the page says), not from a computation of this process."""
 
@@ -138,12 +144,30 @@ class ExplanationService:
         """``lookup``, and where the explanation came from: ``"memory"`` (computed by this process),
         ``"store"`` (read from the store now, or earlier and kept in the cache) or ``""``."""
         key = self.key(image_hash, request, explainers)
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                return hit, "store" if _read_from_store.get(id(hit)) is hit else "memory"
+        hit = self._cached(key)
+        if hit is not None:
+            return hit
         if self.store is None or _custom_classes(explainers):
             return None, ""
+        if self.cache is None:
+            return self._read(key, image_hash, request, partial)
+        with _reading_lock:
+            lock = _reading.setdefault(key, threading.Lock())
+        try:
+            with lock:
+                return self._cached(key) or self._read(key, image_hash, request, partial)
+        finally:
+            with _reading_lock:
+                if _reading.get(key) is lock:
+                    del _reading[key]
+
+    def _cached(self, key: str) -> tuple[Explanation, str] | None:
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is None:
+            return None
+        return hit, "store" if _read_from_store.get(id(hit)) is hit else "memory"
+
+    def _read(self, key: str, image_hash: str, request: ExplainRequest, partial: bool) -> tuple[Explanation | None, str]:
         try:
             stored = self.store.get(image_hash, request)
         except Exception:  # a locked, damaged or vanished store: compute instead, and say why in the log

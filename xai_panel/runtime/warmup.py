@@ -16,7 +16,9 @@ import xai_panel.apps.explorer  # noqa: F401  (each page's panes and widgets; Ho
 import xai_panel.apps.gallery  # noqa: F401
 import xai_panel.components  # noqa: F401  (Panel, torch, the engine)
 import xai_panel.metrics.stability  # noqa: F401
-from xai_panel.apps.frame import configured_dataset, configured_model, warm_up
+from xai_panel.apps.explorer import explorer_app
+from xai_panel.apps.frame import configured_dataset, configured_model, rehearse_pages, warm_up
+from xai_panel.apps.gallery import gallery_app
 from xai_panel.methods import registry
 
 for module in (m for cls in registry().values() for m in cls.warm_imports):
@@ -32,4 +34,7 @@ if logging.getLogger("xai_panel").level == logging.NOTSET:
     logging.getLogger("xai_panel").setLevel(logging.INFO)
 
 configured_dataset()
-warm_up(configured_model())
+warm_up(configured_model())  # in the background: the model's load, first batches and a rehearsal
+# Here, before the server listens: each page's first build (its first-call costs) and the
+# gallery's first page of stored explanations read into memory, for the first visitor.
+rehearse_pages(gallery_app, explorer_app)

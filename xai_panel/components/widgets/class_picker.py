@@ -34,6 +34,7 @@ class ClassPicker(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
+        self._names: list[str] | None = None  # the class names the options were built from
         self._input = pn.widgets.AutocompleteInput(
             name="Explain any class", placeholder="type a class name (2 letters or more)", case_sensitive=False,
             min_characters=2, search_strategy="includes", restrict=False, sizing_mode="stretch_width",
@@ -93,10 +94,13 @@ class ClassPicker(pn.viewable.Viewer):
     @param.depends("true_label", watch=True)
     def _update(self, *_events) -> None:
         names = self._class_names()
-        counts = Counter(names)
-        # a name two classes share ("crane") is offered once per class, with its index
-        self._options = {(f"{n} ({i})" if counts[n] > 1 else n): i for i, n in enumerate(names)}
-        self._input.options = list(self._options)
+        if names != self._names:  # a new model: setting 1,000 options anew (and param comparing them
+            # with the old, item by item) took 0.1-0.25 s of the event loop on every click
+            self._names = names
+            counts = Counter(names)
+            # a name two classes share ("crane") is offered once per class, with its index
+            self._options = {(f"{n} ({i})" if counts[n] > 1 else n): i for i, n in enumerate(names)}
+            self._input.options = list(self._options)
         top = {c.index for c in self.session.top}
         label = self.true_label
         offered = (label if label is not None and self.session.top and label not in top
