@@ -22,7 +22,7 @@ def start_server(tmp_path: Path, env_extra: dict | None = None, timeout: float =
     cmd = [sys.executable, "-m", "panel", "serve", str(REPO / "dashboards" / "gallery.py"),
            str(REPO / "dashboards" / "explorer.py"), "--port", str(port), "--address", "127.0.0.1",
            f"--allow-websocket-origin=127.0.0.1:{port}",
-           "--setup", str(REPO / "xai_panel" / "components" / "warmup.py")]
+           "--setup", str(REPO / "xai_panel" / "runtime" / "warmup.py")]
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -168,3 +168,80 @@ def test_prefetch_reads_a_pages_stored_explanations_so_a_click_on_one_is_a_memor
     no_store = ExplanationSession(settings=session.settings, cache=MemoryCache(), metrics=[], top_k=2)
     no_store.prefetch([record])  # nothing to read: no job
     assert no_store.wait_prefetched() is no_store and len(no_store.cache) == 0
+
+
+def test_a_page_the_store_never_saw_is_prefetched_without_the_model(precomputed, photos, tmp_path, monkeypatch):
+    """The prefetch needs the model only for files the store knows: a page of others is skipped
+    at once, even while the model is still loading (a first install's ONNX export; the server's
+    start-up waits for the rehearsed page's prefetch)."""
+    import xai_panel.components.state.session as session_module
+
+    _data, store = precomputed
+    Image.fromarray(photos["coffee"]).save(tmp_path / "coffee.png")
+    asked = []
+    monkeypatch.setattr(session_module, "load_model", lambda model: asked.append(model) or 1 / 0)
+    session = session_on(store, ["gradcam", "lime"])
+    session.prefetch(list(open_dataset(tmp_path)))
+    assert session.wait_prefetched(timeout=10) is session
+    assert asked == [] and len(session.cache) == 0
+
+
+@pytest.fixture(scope="module")
+def gradcam_stored(tmp_path_factory, classifier, photos):
+    """A real photo's Grad-CAM, stored by the real CLI at the gallery's top-k (its default)."""
+    base = tmp_path_factory.mktemp("gradcam")
+    (base / "data" / "tabby").mkdir(parents=True)
+    Image.fromarray(photos["chelsea"]).save(base / "data" / "tabby" / "chelsea.png")
+    store = base / "store.sqlite"
+    assert main(["precompute", str(base / "data"), "--store", str(store), "--methods", "gradcam", "--no-progress"]) == 0
+    return base / "data", store
+
+
+def test_the_server_listens_once_the_rehearsed_gallery_has_read_its_stored_page(gradcam_stored, monkeypatch, caplog):
+    """``rehearse_pages`` returns once the throwaway gallery's thumbnails and prefetch are done, so
+    the first visitor's click finds its stored explanation in the process's cache; a job that
+    outlasts ``wait`` is left running and logged."""
+    import logging
+    import threading
+    import time
+
+    from xai_panel.apps import frame
+    from xai_panel.apps.frame import rehearse_pages
+    from xai_panel.apps.gallery import gallery_app
+    from xai_panel.runtime import cache as caches
+    from xai_panel.runtime.jobs import JobRunner, unfinished_jobs
+
+    data, store = gradcam_stored
+    monkeypatch.setenv("XAI_PANEL_DATA", str(data))
+    monkeypatch.setenv("XAI_PANEL_STORE", str(store))
+    monkeypatch.setenv("XAI_PANEL_SETTINGS", '{"methods": ["gradcam"]}')  # what the store holds
+    monkeypatch.setattr(frame, "_store", [])  # opened once per process: this test's
+    cache = MemoryCache()
+    monkeypatch.setattr(caches, "_default", cache)  # the process's cache, empty for this test
+    with caplog.at_level(logging.INFO, logger="xai_panel"):
+        rehearse_pages(gallery_app)
+    assert not [job for job in unfinished_jobs() if job.name in ("prefetch", "thumbnails")]
+    assert len(cache) == 1 and cache.hits == 0  # the stored photo, read before the return
+
+    # The wait itself: a page's prefetch that takes 0.5 s is waited for, one that outlasts
+    # ``wait`` is left running and logged.
+    release = threading.Event()
+    runner = JobRunner("prefetch")
+
+    def slow_page():
+        runner.start(lambda job: release.wait(30), interactive=False)
+        return pn.template.FastListTemplate(main=[pn.pane.Markdown("a page")])
+
+    threading.Timer(0.5, release.set).start()
+    t0 = time.perf_counter()
+    with caplog.at_level(logging.INFO, logger="xai_panel"):
+        rehearse_pages(slow_page)
+    assert time.perf_counter() - t0 >= 0.5 and runner._job.future.done()
+    assert "the rehearsed pages' background work (prefetch) done in" in caplog.text
+    release.clear()
+    with caplog.at_level(logging.INFO, logger="xai_panel"):
+        rehearse_pages(slow_page, wait=0.3)
+    assert "serving before the rehearsed pages' prefetch finished (waited 0.3 s)" in caplog.text
+    assert not runner._job.future.done()  # left running
+    release.set()
+    runner.wait(10)

@@ -12,6 +12,8 @@ import gc
 import logging
 import threading
 import time
+from concurrent.futures import CancelledError
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 import panel as pn
@@ -24,11 +26,12 @@ from ..components.widgets.gallery import ALL, Gallery
 from ..components.widgets.settings import ExplainerSettings
 from ..config import config
 from ..data import Dataset, DatasetError, open_dataset
-from ..runtime.jobs import classifier, executor, foreground, stopping
+from ..runtime.jobs import classifier, executor, foreground, stopping, unfinished_jobs
 
 __all__ = ["DATA_ENV", "MODEL_ENV", "SETTINGS_ENV", "configured_model", "configured_dataset", "configured_settings",
            "UrlState", "configured_store", "warm_up", "lazy_card", "notify", "page", "follow", "CSS", "LocalFast",
-           "FONT", "extension", "after_load", "hold_background_until_loaded", "PAGE_HOLD"]
+           "FONT", "extension", "after_load", "hold_background_until_loaded", "PAGE_HOLD", "rehearse_pages",
+           "REHEARSAL_JOBS", "REHEARSAL_WAIT"]
 
 _log = logging.getLogger(__name__)
 DATA_ENV = "XAI_PANEL_DATA"
@@ -190,19 +193,34 @@ def warm_up(model: str):
         return future
 
 
-def rehearse_pages(*apps) -> None:
-    """Build each app's page once, outside any session, into a throwaway Bokeh document (the
-    server's start-up script calls it before the server listens).
+REHEARSAL_JOBS = ("thumbnails", "prefetch")
+"""The background jobs of a rehearsed page the server waits for before it listens: its first page
+of thumbnails (drawn into the disk cache) and of stored explanations (read into memory)."""
+
+REHEARSAL_WAIT = 20.0
+"""Seconds the server's start-up waits at most for ``REHEARSAL_JOBS`` and the model's warm-up
+(``xai_panel.runtime.warmup``; a first install's ONNX export takes longer: the server then
+listens without them)."""
+
+
+def rehearse_pages(*apps, wait: float = REHEARSAL_WAIT) -> None:
+    """Build each app's page once, outside any session, into a throwaway Bokeh document, and wait
+    (``wait`` s at most) for the background jobs among ``REHEARSAL_JOBS`` those pages started; the
+    server's start-up script calls it before the server listens.
 
     A process's first build of a page pays for first calls: param's and Panel's per-class set-up,
     the template, the first Bokeh model of each kind. Measured on two cores: the gallery page took
     0.87 s to build the first time and 0.22 s the next; its method cards (built on the event loop
     right after the page is drawn) 0.24 s and then 0.05 s. The first visitor's page paid it, and
-    a click that came as the page appeared waited for the cards. The throwaway gallery also
-    prefetches its first page's stored explanations into the process's cache, where the first
-    visitor's click finds them. A page that fails to build is logged; the server still starts
-    (the visitor's page then says what is wrong).
+    a click that came as the page appeared waited for the cards. The throwaway gallery also draws
+    its first page's thumbnails and reads its stored explanations into the process's cache (which
+    waits for the model's load), where the first visitor's page and click find them: left running
+    after the server listened, they took the cores and the pool's threads from the first click,
+    which read and drew its stored explanation itself (0.55 s against 0.15 s for the next). A page
+    that fails to build is logged; the server still starts (the visitor's page then says what is
+    wrong).
     """
+    before = {id(job) for job in unfinished_jobs()}
     for app in apps:
         t0 = time.perf_counter()
         try:
@@ -211,6 +229,23 @@ def rehearse_pages(*apps) -> None:
             _log.exception("xai-panel: rehearsing the page %s failed", getattr(app, "__name__", app))
         else:
             _log.info("xai-panel: %s rehearsed in %.2f s", getattr(app, "__name__", app), time.perf_counter() - t0)
+    started = [job for job in unfinished_jobs() if id(job) not in before and job.name in REHEARSAL_JOBS]
+    t0, end = time.perf_counter(), time.monotonic() + wait
+    for job in started:
+        if job.future is None:
+            continue
+        try:
+            job.future.result(timeout=max(0.0, end - time.monotonic()))
+        except FutureTimeout:
+            left = sorted({j.name for j in started if not j.future.done()})
+            _log.info("xai-panel: serving before the rehearsed pages' %s finished (waited %.1f s)",
+                      ", ".join(left), wait)
+            return
+        except (CancelledError, Exception):  # a job's own errors are reported where it runs
+            pass
+    if started:
+        _log.info("xai-panel: the rehearsed pages' background work (%s) done in %.2f s",
+                  ", ".join(sorted({j.name for j in started})), time.perf_counter() - t0)
 
 
 def _draw_once(app) -> None:

@@ -37,7 +37,7 @@ from ..config import ENV, Config
 
 __all__ = ["ComputeQueue", "DaemonPool", "Job", "JobRunner", "MAX_QUEUE_ENV", "COMPUTE_THREADS_ENV", "ServerBusy",
            "compute_queue", "executor", "compute_executor", "foreground", "wait_for_foreground_idle", "classifier",
-           "shutdown", "stopping", "register_classifier", "unregister_classifier"]
+           "shutdown", "stopping", "register_classifier", "unregister_classifier", "unfinished_jobs"]
 
 MAX_QUEUE_ENV = ENV["max_queue"]
 _FLUSH_RETRY = 5.0  # seconds after which a pending flush that never ran is scheduled again
@@ -408,6 +408,11 @@ class Job:
 
 
 _jobs: "weakref.WeakSet[Job]" = weakref.WeakSet()  # every job started and not yet collected, for shutdown()
+
+
+def unfinished_jobs() -> list["Job"]:
+    """Every job queued or running now, of every runner (their ``name`` says whose)."""
+    return [job for job in list(_jobs) if job._state in ("queued", "running")]
 
 
 def shutdown(timeout: float = 5.0) -> list[str]:

@@ -271,13 +271,15 @@ class ExplanationSession(pn.viewable.Viewer):
 
     def _prefetch_work(self, job: Job, records: list, model: str, request: dict, explainers: dict) -> None:
         store = self.store
+        known = store.file_hashes(str(r.path) for r in records)
+        if not known:  # none of these files was ever explained into this store: no model needed
+            return
         classifier = load_model(model)  # the warm-up may still be loading it: this pool thread waits
         wanted = self._request(classifier.model_id, {**request, "top_k": min(int(request["top_k"]),
                                                                               classifier.num_classes)})
         stored: set[str] = set()
         for other in (wanted, *(r for _, r in other_preset_requests(wanted))):
             stored.update(store.stored_images(other))
-        known = store.file_hashes(str(r.path) for r in records)
         service = ExplanationService(cache=self.cache if self.cache is not None else default_cache(), store=store)
         for record in records:
             if known.get(str(record.path)) not in stored:
