@@ -12,8 +12,6 @@ import gc
 import logging
 import threading
 import time
-from concurrent.futures import CancelledError
-from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 import panel as pn
@@ -205,8 +203,8 @@ listens without them)."""
 
 def rehearse_pages(*apps, wait: float = REHEARSAL_WAIT) -> None:
     """Build each app's page once, outside any session, into a throwaway Bokeh document, and wait
-    (``wait`` s at most) for the background jobs among ``REHEARSAL_JOBS`` those pages started; the
-    server's start-up script calls it before the server listens.
+    (until ``wait`` s after the call at most) for the background jobs among ``REHEARSAL_JOBS``
+    those pages started; the server's start-up script calls it before the server listens.
 
     A process's first build of a page pays for first calls: param's and Panel's per-class set-up,
     the template, the first Bokeh model of each kind. Measured on two cores: the gallery page took
@@ -220,6 +218,7 @@ def rehearse_pages(*apps, wait: float = REHEARSAL_WAIT) -> None:
     that fails to build is logged; the server still starts (the visitor's page then says what is
     wrong).
     """
+    end = time.monotonic() + wait
     before = {id(job) for job in unfinished_jobs()}
     for app in apps:
         t0 = time.perf_counter()
@@ -230,22 +229,22 @@ def rehearse_pages(*apps, wait: float = REHEARSAL_WAIT) -> None:
         else:
             _log.info("xai-panel: %s rehearsed in %.2f s", getattr(app, "__name__", app), time.perf_counter() - t0)
     started = [job for job in unfinished_jobs() if id(job) not in before and job.name in REHEARSAL_JOBS]
-    t0, end = time.perf_counter(), time.monotonic() + wait
+    waited = time.perf_counter()
     for job in started:
         if job.future is None:
             continue
         try:
             job.future.result(timeout=max(0.0, end - time.monotonic()))
-        except FutureTimeout:
+        except TimeoutError:
             left = sorted({j.name for j in started if not j.future.done()})
             _log.info("xai-panel: serving before the rehearsed pages' %s finished (waited %.1f s)",
                       ", ".join(left), wait)
             return
-        except (CancelledError, Exception):  # a job's own errors are reported where it runs
+        except Exception:  # cancelled, or failed: a job's own errors are reported where it runs
             pass
     if started:
         _log.info("xai-panel: the rehearsed pages' background work (%s) done in %.2f s",
-                  ", ".join(sorted({j.name for j in started})), time.perf_counter() - t0)
+                  ", ".join(sorted({j.name for j in started})), time.perf_counter() - waited)
 
 
 def _draw_once(app) -> None:

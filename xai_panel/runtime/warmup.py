@@ -12,7 +12,6 @@ seconds longer than the next one.
 import importlib
 import logging
 import time
-from concurrent.futures import TimeoutError as FutureTimeout
 
 import xai_panel.apps.explorer  # noqa: F401  (each page's panes and widgets; HoloViews for the inspection)
 import xai_panel.apps.gallery  # noqa: F401
@@ -46,10 +45,10 @@ warm_up_done = warm_up(model)  # in a pool thread: the model's load, first batch
 # page's images precomputed, the first click after the server listened: 0.29-0.39 s (4 runs)
 # when it waited for all of it, 0.41-0.66 s for the model's load only, 0.58-2.1 s for none:
 # the warm-up's batches took the cores and the pool's threads from the first page and click.
-rehearse_pages(gallery_app, explorer_app)
+rehearse_pages(gallery_app, explorer_app, wait=REHEARSAL_WAIT)
 try:
     warm_up_done.result(timeout=max(0.0, start + REHEARSAL_WAIT - time.monotonic()))
-except FutureTimeout:
+except TimeoutError:
     logging.getLogger("xai_panel").info("xai-panel: serving before the warm-up of %s finished (%.0f s)", model,
                                         REHEARSAL_WAIT)
 except Exception:  # the model cannot be loaded: each page says why
