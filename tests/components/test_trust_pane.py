@@ -86,6 +86,30 @@ def test_a_cached_explanation_without_metrics_is_measured_in_the_compute_lane(ph
     assert session.from_cache and set(session.explanation.faithfulness) == {"lime", "shap"}
 
 
+def test_a_cached_explanation_is_measured_once_the_page_has_it(photos, classifier):
+    """The metrics of an explanation shown from the cache (a revisit) wait until no visitor's
+    job runs and no page is being drawn: their passes took the cores from the revisit itself."""
+    import time
+
+    from xai_panel.runtime.jobs import foreground
+
+    session = _session(cache=MemoryCache(), metrics=[])
+    session.source = photos["chelsea"]
+    session.wait()
+    release = foreground.hold(60)  # as a page being sent and drawn does
+    try:
+        before = classifier.forward_passes
+        session.metrics = ["faithfulness", "agreement"]
+        time.sleep(1.5)
+        assert session.from_cache and session.measuring  # it says it will measure...
+        assert classifier.forward_passes == before and not session.explanation.faithfulness  # ...but waits
+    finally:
+        release()
+    session.wait()
+    assert set(session.explanation.faithfulness) == {"lime", "shap"} and not session.measuring
+    assert classifier.forward_passes > before
+
+
 def test_bad_metric_settings_are_reported_and_the_explanations_stay(photos):
     session = _session(metric_settings={"steps": 0})
     pane = TrustPane.from_session(session)

@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..models.classifier import Classifier
+from ..runtime.cancel import Cancelled
 from .results import MethodCost, Segmentation
 
 __all__ = ["PerturbationEngine", "Cancelled", "FILLS", "fill_image", "shared_pool", "uniform_coalitions"]
@@ -44,10 +45,6 @@ def _forget_renderers() -> None:  # a forked child has none of its parent's thre
 
 
 os.register_at_fork(after_in_child=_forget_renderers)
-
-
-class Cancelled(Exception):
-    """The explanation was cancelled (a newer request superseded it)."""
 
 
 def fill_image(image: np.ndarray, segments: np.ndarray, fill: str = "mean",
@@ -190,7 +187,7 @@ class PerturbationEngine:
                 following = coalitions[start + self.batch_size : start + 2 * self.batch_size]
                 ahead = _renderers.submit(self.render_normalised, following)
             t0 = time.perf_counter()  # timed here, not from the classifier's counters: those are shared by threads
-            out[start : start + len(chunk)] = self.classifier.forward_normalised(batch)
+            out[start : start + len(chunk)] = self.classifier.forward_normalised(batch, cancel=self.cancel)
             self._tally.model_seconds += time.perf_counter() - t0
             self._tally.passes += len(chunk)
             if self.progress is not None:

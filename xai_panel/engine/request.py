@@ -23,6 +23,7 @@ integers so ``threshold=1`` and ``threshold=1.0`` agree).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -39,8 +40,11 @@ KEY_SCHEMA = 1
 when a stored result would read differently, so a store upgrade keeps every key valid."""
 
 
+@functools.lru_cache(maxsize=1)
 def package_version() -> str:
-    """The installed xai-panel version (part of every key: a new release recomputes)."""
+    """The installed xai-panel version (part of every key: a new release recomputes). Read once
+    per process: ``importlib.metadata`` reads the package's metadata files on every call (24 ms
+    of a stored click's 0.03 s in the worker, measured under a page's load)."""
     try:
         from importlib.metadata import PackageNotFoundError, version
 

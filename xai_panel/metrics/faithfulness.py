@@ -249,7 +249,8 @@ def rise_curves(classifier, view: np.ndarray, saliency: np.ndarray, label: int, 
         for start in range(0, len(stack), batch):
             if engine is not None:
                 engine.check_cancelled()
-            probs.append(classifier.forward_normalised(stack[start : start + batch])[:, int(label)])
+            cancel = engine.cancel if engine is not None else None
+            probs.append(classifier.forward_normalised(stack[start : start + batch], cancel=cancel)[:, int(label)])
     curves = np.concatenate(probs).astype(np.float64)
     if engine is not None:
         engine.charge(2 * (n_steps + 1), time.perf_counter() - t0)

@@ -242,14 +242,19 @@ class Classifier:
     def _forward(self, chunk: np.ndarray) -> np.ndarray:
         return self.forward_normalised(self.preprocessing.normalise(chunk))
 
-    def forward_normalised(self, x: np.ndarray) -> np.ndarray:
+    def forward_normalised(self, x: np.ndarray, cancel=None) -> np.ndarray:
         """Probabilities for a batch already prepared and normalised (float32 NCHW).
 
         The perturbation engine builds such batches directly (one ``np.where`` between the
-        normalised image and the normalised fill), skipping per-sample conversions.
+        normalised image and the normalised fill), skipping per-sample conversions. With
+        ``cancel`` (the work's ``CancelEvent``), a runner that can be interrupted (ONNX
+        Runtime's) stops its pass when the event is set, raising ``Cancelled``; others finish it.
         """
         t0 = time.perf_counter()
-        raw = np.asarray(self._runner(x))
+        if cancel is not None and getattr(self._runner, "accepts_cancel", False):
+            raw = np.asarray(self._runner(x, cancel=cancel))
+        else:
+            raw = np.asarray(self._runner(x))
         elapsed = time.perf_counter() - t0
         with self._counters.lock:
             self._counters.forward_passes += len(x)

@@ -42,8 +42,28 @@ class OnnxRunner:
         )
         self.input_name = self.session.get_inputs()[0].name
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})[0]
+    accepts_cancel = True  # ``Classifier.forward_normalised`` hands it the work's cancel event
+
+    def __call__(self, batch: np.ndarray, cancel=None) -> np.ndarray:
+        """The model's outputs for ``batch``; with ``cancel`` (a ``CancelEvent``), setting it
+        ends the pass within milliseconds (``RunOptions.terminate``) with ``Cancelled``."""
+        feeds = {self.input_name: batch.astype(np.float32, copy=False)}
+        if cancel is None:
+            return self.session.run(None, feeds)[0]
+        import onnxruntime as ort
+
+        from ..runtime.cancel import Cancelled, interrupting
+
+        options = ort.RunOptions()
+        with interrupting(cancel, lambda: setattr(options, "terminate", True)):
+            if cancel.is_set():
+                raise Cancelled("explanation cancelled")
+            try:
+                return self.session.run(None, feeds, options)[0]
+            except Exception:
+                if cancel.is_set():  # ONNX Runtime's "Exiting due to terminate flag": our interruption
+                    raise Cancelled("explanation cancelled (its model pass was interrupted)") from None
+                raise
 
 
 def _export(module: torch.nn.Module, path: Path, size: int) -> None:

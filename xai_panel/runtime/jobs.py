@@ -34,6 +34,7 @@ from panel.io.state import set_curdoc
 from tornado.ioloop import IOLoop
 
 from ..config import ENV, Config
+from .cancel import CancelEvent
 
 __all__ = ["ComputeQueue", "DaemonPool", "Job", "JobRunner", "MAX_QUEUE_ENV", "COMPUTE_THREADS_ENV", "ServerBusy",
            "compute_queue", "executor", "compute_executor", "foreground", "wait_for_foreground_idle", "classifier",
@@ -258,7 +259,7 @@ def classifier(name: str, pause: Callable[[], None] | None = None):
 _warming: set[int] = set()  # classifiers whose warm-up batches have been started (ids: they live as long as the process)
 
 
-stopping = threading.Event()  # set when the process stops: the cancel event of work that is not a Job (warm-up)
+stopping = CancelEvent()  # set when the process stops: the cancel event of work that is not a Job (warm-up)
 
 
 class _Foreground:
@@ -342,7 +343,7 @@ def wait_for_foreground_idle(*, jobs_only: bool = False, cancel: threading.Event
     ``jobs_only``, only until no interactive job runs); False, at once, when the process stops or
     ``cancel`` is set while waiting."""
     wait = foreground.wait_no_job if jobs_only else foreground.wait_idle
-    while not wait(timeout=0.5):
+    while not wait(timeout=0.05):  # a cancelled waiter frees its lane within 50 ms (a click's work may wait for it)
         if stopping.is_set() or (cancel is not None and cancel.is_set()):
             return False
     return not (stopping.is_set() or (cancel is not None and cancel.is_set()))
@@ -355,7 +356,7 @@ class Job:
         self.name = name
         self.doc = doc
         self.loop = loop
-        self.cancel = threading.Event()
+        self.cancel = CancelEvent()  # also interrupts a model pass in flight (see runtime.cancel)
         self.started = time.perf_counter()
         self.future: Future | None = None
         self.error: BaseException | None = None
