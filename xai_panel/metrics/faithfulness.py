@@ -245,11 +245,11 @@ def rise_curves(classifier, view: np.ndarray, saliency: np.ndarray, label: int, 
     insertion_in = np.where(changed, x0, blurred).astype(np.float32)
     t0, probs = time.perf_counter(), []
     batch = classifier.batch_size
+    cancel = engine.cancel if engine is not None else None
     for stack in (deletion_in, insertion_in):
         for start in range(0, len(stack), batch):
             if engine is not None:
                 engine.check_cancelled()
-            cancel = engine.cancel if engine is not None else None
             probs.append(classifier.forward_normalised(stack[start : start + batch], cancel=cancel)[:, int(label)])
     curves = np.concatenate(probs).astype(np.float64)
     if engine is not None:

@@ -239,7 +239,9 @@ class ExplanationSession(pn.viewable.Viewer):
         # settings must not change a computation that is already running.
         explainers = {m: self.settings.explainer(m) for m in request["methods"]}
         name = self.source_name or _describe(self.source)
-        with self._lanes:  # first: the previous image's passes give the cores back while the page updates
+        # Cancelled before the page's update, so the previous image's passes give the cores back at
+        # once; again below, with the fast job's replacement, in case it handed over meanwhile.
+        with self._lanes:
             self._compute.cancel()
         self._set(status="loading", requested=name, error="", running="", progress=0.0, from_cache=False,
                   pending=list(request["methods"]), method_errors={}, measuring=False, metrics_error="",
